@@ -1,0 +1,151 @@
+//! Errors of the core. The C boundary maps `ErrorKind` to `bill_status`.
+
+use std::fmt;
+use std::time::Duration;
+
+/// What went wrong, coarse enough for callers to act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    NullArg,
+    InvalidArg,
+    BufferTooSmall,
+    /// BILL rejected the credentials, devKey, org or login (permanent).
+    Auth,
+    /// The session is dead (BDC_1109, or idle past the timeout).
+    SessionExpired,
+    Network,
+    Timeout,
+    /// A reply that is not what BILL documents.
+    Protocol,
+    /// BDC_1144 / BDC_1322, or the client-side sign-in budget.
+    RateLimited,
+    /// BDC_1361: the operation needs an MFA-trusted session.
+    MfaRequired,
+    /// Any other BILL error code.
+    Api,
+    /// The session was logged out or closed.
+    Closed,
+    Panic,
+    /// The handle was inherited across fork().
+    Forked,
+    Tls,
+    /// HTTP 5xx or BDC_1001 (transient).
+    Server,
+    ResponseTooLarge,
+    /// A blocking call from inside an event callback.
+    InCallback,
+    Internal,
+}
+
+/// An error with BILL's code and message. Never holds a secret.
+#[derive(Clone, Debug)]
+pub struct Error {
+    pub kind: ErrorKind,
+    /// BILL's code, such as `BDC_1109`.
+    pub code: Option<String>,
+    pub message: String,
+    pub http_status: Option<u16>,
+    /// When retrying makes sense (rate limits).
+    pub retry_after: Option<Duration>,
+}
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error { kind, code: None, message: message.into(), http_status: None, retry_after: None }
+    }
+
+    pub fn with_code(mut self, code: impl Into<String>) -> Error {
+        self.code = Some(code.into());
+        self
+    }
+
+    pub fn with_http_status(mut self, status: u16) -> Error {
+        self.http_status = Some(status);
+        self
+    }
+
+    pub fn with_retry_after(mut self, d: Duration) -> Error {
+        self.retry_after = Some(d);
+        self
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::InvalidArg, message)
+    }
+
+    /// Worth retrying later with the same credentials.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::Network | ErrorKind::Timeout | ErrorKind::Server | ErrorKind::Protocol | ErrorKind::ResponseTooLarge
+        )
+    }
+
+    /// Renewing again cannot help: the account, devKey or org is refused.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self.kind, ErrorKind::Auth | ErrorKind::MfaRequired)
+    }
+
+    /// True when BILL answered with exactly this code.
+    pub fn code_is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(code) = &self.code {
+            write!(f, "{code}: ")?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(status) = self.http_status {
+            write!(f, " (HTTP {status})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Where a BILL error code came from: codes such as BDC_1129 mean a bad
+/// orgId at sign-in but a bad argument in an ordinary call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Context {
+    SignIn,
+    Call,
+}
+
+/// Maps a BILL error code to a kind. Unknown codes are `Api`.
+pub fn kind_for_code(code: &str, ctx: Context) -> ErrorKind {
+    match code {
+        "BDC_1101" | "BDC_1102" | "BDC_1103" | "BDC_1107" | "BDC_1110" | "BDC_1111" | "BDC_1113" => ErrorKind::Auth,
+        "BDC_1123" | "BDC_1129" if ctx == Context::SignIn => ErrorKind::Auth,
+        "BDC_1109" => ErrorKind::SessionExpired,
+        "BDC_1144" | "BDC_1322" => ErrorKind::RateLimited,
+        "BDC_1361" => ErrorKind::MfaRequired,
+        "BDC_1001" => ErrorKind::Server,
+        _ => ErrorKind::Api,
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_by_context() {
+        assert_eq!(kind_for_code("BDC_1129", Context::SignIn), ErrorKind::Auth);
+        assert_eq!(kind_for_code("BDC_1129", Context::Call), ErrorKind::Api);
+        assert_eq!(kind_for_code("BDC_1109", Context::Call), ErrorKind::SessionExpired);
+        assert_eq!(kind_for_code("BDC_1361", Context::Call), ErrorKind::MfaRequired);
+        assert_eq!(kind_for_code("BDC_9999", Context::Call), ErrorKind::Api);
+    }
+
+    #[test]
+    fn display_has_code_and_status() {
+        let e = Error::new(ErrorKind::Auth, "Developer key is invalid.").with_code("BDC_1102").with_http_status(400);
+        assert_eq!(e.to_string(), "BDC_1102: Developer key is invalid. (HTTP 400)");
+    }
+}

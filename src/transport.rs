@@ -1,0 +1,195 @@
+//! HTTP over ureq: one agent (connection pool, TLS roots) per distinct
+//! transport setting, shared by the sessions that use it.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ureq::http;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::fork::PerProcess;
+use crate::options::Config;
+
+/// The settings that make two sessions' HTTP stacks interchangeable.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct AgentKey {
+    ca_file: Option<PathBuf>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+}
+
+static AGENTS: PerProcess<Mutex<HashMap<AgentKey, ureq::Agent>>> = PerProcess::new(|| Mutex::new(HashMap::new()));
+
+#[derive(Clone)]
+pub struct Transport {
+    agent: ureq::Agent,
+    max_response: usize,
+}
+
+/// A reply whose body is wiped when dropped.
+pub struct Reply {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Zeroizing<Vec<u8>>,
+}
+
+/// A request body and its content type.
+pub enum Body<'a> {
+    None,
+    Form(&'a [u8]),
+    Json(&'a [u8]),
+}
+
+impl Transport {
+    pub fn for_config(cfg: &Config) -> Result<Transport> {
+        let key = AgentKey {
+            ca_file: cfg.opts.ca_file.clone(),
+            connect_timeout: cfg.opts.connect_timeout,
+            request_timeout: cfg.opts.request_timeout,
+        };
+        let agents = AGENTS.get();
+        let mut map = agents.1.lock().unwrap_or_else(|p| p.into_inner());
+        let agent = match map.get(&key) {
+            Some(a) => a.clone(),
+            None => {
+                let a = build_agent(&key)?;
+                map.insert(key, a.clone());
+                a
+            }
+        };
+        Ok(Transport { agent, max_response: cfg.opts.max_response_bytes })
+    }
+
+    /// Sends one request. Headers may carry secrets; they never reach an error message.
+    pub fn send(&self, method: &str, url: &str, headers: &[(&str, &str)], body: Body<'_>) -> Result<Reply> {
+        let method = http::Method::from_bytes(method.as_bytes()).map_err(|_| Error::invalid("invalid HTTP method"))?;
+        let mut b = http::Request::builder().method(method).uri(url).header("accept", "application/json");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let result = match body {
+            Body::None => b.body(()).map(|r| self.agent.run(r)),
+            Body::Form(bytes) => b.header("content-type", "application/x-www-form-urlencoded").body(bytes).map(|r| self.agent.run(r)),
+            Body::Json(bytes) => b.header("content-type", "application/json").body(bytes).map(|r| self.agent.run(r)),
+        };
+        // A bad header value (control bytes in a secret) is the caller's input, not the network.
+        let response = result.map_err(|_| Error::invalid("request could not be built (a header value has invalid characters)"))?;
+        let mut response = response.map_err(map_ureq_error)?;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = read_capped(response.body_mut().as_reader(), self.max_response)?;
+        Ok(Reply { status, content_type, body })
+    }
+}
+
+/// Reads at most `max` bytes into a wiped buffer; more is an error, not a truncation.
+fn read_capped(reader: impl Read, max: usize) -> Result<Zeroizing<Vec<u8>>> {
+    let mut out = Zeroizing::new(Vec::new());
+    let mut chunk = Zeroizing::new([0u8; 8192]);
+    let mut reader = reader;
+    loop {
+        let n = reader.read(&mut chunk[..]).map_err(map_io_error)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        if out.len() + n > max {
+            return Err(Error::new(ErrorKind::ResponseTooLarge, format!("reply is larger than the {max}-byte limit")));
+        }
+        // Grow by doubling into a fresh wiped buffer so no old copy is left unwiped.
+        if out.len() + n > out.capacity() {
+            let mut bigger = Zeroizing::new(Vec::with_capacity((out.capacity() * 2).max(out.len() + n).max(1024).min(max)));
+            bigger.extend_from_slice(&out);
+            out = bigger;
+        }
+        out.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn build_agent(key: &AgentKey) -> Result<ureq::Agent> {
+    use ureq::tls::{RootCerts, TlsConfig};
+    let mut tls = TlsConfig::builder();
+    if let Some(path) = &key.ca_file {
+        let pem = std::fs::read(path).map_err(|e| Error::invalid(format!("cannot read CA file: {}", e.kind())))?;
+        let mut certs = Vec::new();
+        for item in ureq::tls::parse_pem(&pem) {
+            match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+                Ok(_) => {}
+                Err(_) => return Err(Error::invalid("CA file is not valid PEM")),
+            }
+        }
+        if certs.is_empty() {
+            return Err(Error::invalid("CA file holds no certificates"));
+        }
+        tls = tls.root_certs(RootCerts::new_with_certs(&certs));
+    }
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        // A redirect could carry the session to a host the caller did not configure.
+        .max_redirects(0)
+        .max_redirects_will_error(false)
+        .timeout_connect(Some(key.connect_timeout))
+        .timeout_global(Some(key.request_timeout))
+        .user_agent(concat!("libbill/", env!("CARGO_PKG_VERSION")))
+        .tls_config(tls.build())
+        .build();
+    Ok(config.into())
+}
+
+fn map_io_error(e: std::io::Error) -> Error {
+    // ureq wraps its own errors (timeouts, limits) in io::Error while reading bodies.
+    if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<ureq::Error>()) {
+        return map_ureq_ref(inner);
+    }
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::TimedOut | K::WouldBlock => Error::new(ErrorKind::Timeout, "timed out reading the reply"),
+        K::UnexpectedEof => Error::new(ErrorKind::Network, "connection closed in the middle of the reply"),
+        k => Error::new(ErrorKind::Network, format!("network error: {k}")),
+    }
+}
+
+fn map_ureq_error(e: ureq::Error) -> Error {
+    match e {
+        ureq::Error::Io(io) => map_io_error(io),
+        other => map_ureq_ref(&other),
+    }
+}
+
+fn map_ureq_ref(e: &ureq::Error) -> Error {
+    use ureq::Error as U;
+    match e {
+        U::Timeout(t) => Error::new(ErrorKind::Timeout, format!("timed out ({t})")),
+        U::Io(io) => {
+            let kind = io.kind();
+            if kind == std::io::ErrorKind::TimedOut {
+                Error::new(ErrorKind::Timeout, "timed out")
+            } else {
+                Error::new(ErrorKind::Network, format!("network error: {kind}"))
+            }
+        }
+        U::HostNotFound => Error::new(ErrorKind::Network, "host not found"),
+        U::ConnectionFailed => Error::new(ErrorKind::Network, "connection failed"),
+        U::BodyExceedsLimit(n) => Error::new(ErrorKind::ResponseTooLarge, format!("reply is larger than {n} bytes")),
+        U::Tls(msg) => Error::new(ErrorKind::Tls, format!("TLS error: {msg}")),
+        U::Rustls(r) => Error::new(ErrorKind::Tls, format!("TLS error: {r}")),
+        U::Pem(_) => Error::new(ErrorKind::Tls, "TLS error: bad PEM"),
+        U::Http(_) | U::Protocol(_) | U::BadUri(_) => Error::new(ErrorKind::Protocol, "malformed HTTP exchange"),
+        U::TooManyRedirects | U::RedirectFailed => Error::new(ErrorKind::Protocol, "BILL answered with a redirect"),
+        other => Error::new(ErrorKind::Network, format!("HTTP error: {}", other.to_string().chars().take(200).collect::<String>())),
+    }
+}
+
+/// Drops pooled agents (tests and unload).
+pub fn clear_agents() {
+    AGENTS.get().1.lock().unwrap_or_else(|p| p.into_inner()).clear();
+}
+
