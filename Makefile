@@ -18,8 +18,14 @@ export LIB_SO LIB_A EMULATOR TARGET_DIR BUILD
 all: build
 
 # Builds libbill (.so, .a, header) and the emulator.
+VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+MAJOR    := $(firstword $(subst ., ,$(VERSION)))
+export VERSION MAJOR
+
 build:
 	$(CARGO) build $(CARGO_PROFILE_FLAG) --workspace --lib --bins
+	@# The SONAME is libbill.so.$(MAJOR); programs linked in the build tree look for it.
+	ln -sf libbill.so $(TARGET_DIR)/libbill.so.$(MAJOR)
 
 $(BUILD):
 	mkdir -p $(BUILD)

@@ -3,10 +3,10 @@
 C_LDFLAGS := -L$(TARGET_DIR) -Wl,-rpath,$(TARGET_DIR) -lbill -lpthread
 
 $(BUILD)/quickstart: examples/c/quickstart.c include/bill.h build | $(BUILD)
-	$(CC) $(CFLAGS_STRICT) -D_POSIX_C_SOURCE=200809L $< -o $@ $(C_LDFLAGS)
+	$(CC) $(CFLAGS_STRICT) -D_GNU_SOURCE $< -o $@ $(C_LDFLAGS)
 
 $(BUILD)/test_c: tests/c/test_session.c tests/c/emu.h include/bill.h build | $(BUILD)
-	$(CC) $(CFLAGS_STRICT) -D_POSIX_C_SOURCE=200809L $< -o $@ $(C_LDFLAGS)
+	$(CC) $(CFLAGS_STRICT) -D_GNU_SOURCE $< -o $@ $(C_LDFLAGS)
 
 # Builds everything and runs the C quickstart against a fresh emulator.
 demo: build $(BUILD)/quickstart

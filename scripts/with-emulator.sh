@@ -33,7 +33,11 @@ export BILL_V3_BASE_URL=$(field v3_base)
 export BILL_CA_FILE=$(field ca_file)
 # The emulator's seeded account; real credentials never go to it.
 export BILL_USER=demo@example.com BILL_PASSWORD=demo-password BILL_ORG_ID=00901DEMOORG BILL_DEV_KEY=DEMO-DEVKEY-0001
-export BILL_BASE_URL=$BILL_V3_BASE_URL BILL_API=3
+export BILL_BASE_URL=$BILL_V3_BASE_URL BILL_API=${BILL_API:-3}
+# Sessions should idle out on the same schedule as the emulator's.
+for ((i = 0; i < ${#emu_args[@]}; i++)); do
+  [ "${emu_args[$i]}" = "--idle-timeout-ms" ] && export BILL_IDLE_TIMEOUT_MS=${emu_args[$((i + 1))]}
+done
 set +e
 "$@"
 rc=$?

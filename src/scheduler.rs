@@ -26,6 +26,9 @@ pub trait Task: Send + Sync {
 /// stops during suspend; waking now and then notices a resume.
 const MAX_WAIT: Duration = Duration::from_secs(5);
 const PARKED: u64 = u64::MAX;
+/// The TLS and HTTP stack needs more than Rust's 2 MiB default in debug
+/// builds; the same as a main thread's usual 8 MiB (virtual, mostly untouched).
+const STACK_SIZE: usize = 8 << 20;
 
 struct Entry {
     task: Weak<dyn Task>,
@@ -87,7 +90,7 @@ pub fn register(task: Weak<dyn Task>, deadline: u64) -> u64 {
         st.threads_started += 1;
         let generation = st.generation;
         let s2 = s.clone();
-        let spawned = std::thread::Builder::new().name("bill-scheduler".into()).spawn(move || run_loop(s2, generation));
+        let spawned = std::thread::Builder::new().name("bill-scheduler".into()).stack_size(STACK_SIZE).spawn(move || run_loop(s2, generation));
         match spawned {
             Ok(h) => st.handle = Some(h),
             // Without a thread, deadlines pass unserved; calls still recover by signing in.

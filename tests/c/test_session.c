@@ -1,0 +1,361 @@
+/* C tests of libbill against the BILL emulator (started by scripts/with-emulator.sh).
+ * Real HTTP on loopback; waits on conditions, never on fixed sleeps for correctness. */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bill.h"
+#include "emu.h"
+
+static int passed, failed;
+
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (cond) {                                                                      \
+            passed++;                                                                    \
+        } else {                                                                         \
+            failed++;                                                                    \
+            char d_[512] = "";                                                           \
+            bill_last_error(d_, sizeof d_, NULL);                                        \
+            fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__, __LINE__, #cond, d_); \
+        }                                                                                \
+    } while (0)
+
+#define CHECK_ST(expr, want) CHECK((expr) == (want))
+
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static long idle_ms(void) {
+    const char *v = getenv("BILL_IDLE_TIMEOUT_MS");
+    return v ? atol(v) : 3000;
+}
+
+static const char *env(const char *k) {
+    const char *v = getenv(k);
+    if (!v) {
+        fprintf(stderr, "missing %s (run under scripts/with-emulator.sh)\n", k);
+        exit(2);
+    }
+    return v;
+}
+
+/* Options for the emulator's demo account. */
+static bill_options *options(unsigned api, const char *password, long margin_ms) {
+    bill_options *o = NULL;
+    if (bill_options_new(&o) != BILL_OK) exit(2);
+    const char *user = env("BILL_USER"), *dev = env("BILL_DEV_KEY");
+    bill_options_set_user_name(o, (const uint8_t *)user, strlen(user));
+    bill_options_set_password(o, (const uint8_t *)password, strlen(password));
+    bill_options_set_dev_key(o, (const uint8_t *)dev, strlen(dev));
+    bill_options_set_org_id(o, env("BILL_ORG_ID"));
+    bill_options_set_api_version(o, api);
+    bill_options_set_base_url(o, env(api == BILL_API_V2 ? "BILL_V2_BASE_URL" : "BILL_V3_BASE_URL"));
+    bill_options_set_idle_timeout_ms(o, (uint64_t)idle_ms());
+    bill_options_set_renew_margin_ms(o, (uint64_t)margin_ms);
+    bill_options_set_request_timeout_ms(o, 5000);
+    return o;
+}
+
+static bill_session *login(unsigned api, long margin_ms) {
+    bill_options *o = options(api, env("BILL_PASSWORD"), margin_ms);
+    bill_session *s = NULL;
+    bill_status st = bill_login(o, &s);
+    bill_options_free(o);
+    CHECK_ST(st, BILL_OK);
+    return s;
+}
+
+static void get_id(const bill_session *s, char *buf, size_t cap) {
+    size_t len = 0;
+    if (bill_session_id(s, buf, cap, &len) != BILL_OK) buf[0] = '\0';
+}
+
+static void test_sign_in_both_versions(void) {
+    for (unsigned api = 2; api <= 3; api++) {
+        bill_session *s = login(api, 1000);
+        if (!s) continue;
+        char id[256];
+        size_t len = 0;
+        CHECK_ST(bill_session_id(s, id, sizeof id, &len), BILL_OK);
+        CHECK(len > 10 && strlen(id) == len);
+        CHECK(emu_session_valid(id) == 1);
+        /* Size query and a buffer one byte too small: *len = size needed, buffer untouched. */
+        size_t need = 0;
+        CHECK_ST(bill_session_id(s, NULL, 0, &need), BILL_ERR_BUFFER_TOO_SMALL);
+        CHECK(need == len + 1);
+        char small[256];
+        memset(small, 'x', sizeof small);
+        size_t need2 = 0;
+        CHECK_ST(bill_session_id(s, small, len, &need2), BILL_ERR_BUFFER_TOO_SMALL);
+        CHECK(need2 == len + 1 && small[0] == 'x');
+        bill_state state = 0;
+        CHECK_ST(bill_session_state(s, &state), BILL_OK);
+        CHECK(state == BILL_STATE_ACTIVE);
+        bill_wipe(id, sizeof id);
+        bill_session_free(s);
+    }
+}
+
+static void expect_auth_error(unsigned api, const char *password, const char *dev_key, const char *org, const char *code) {
+    bill_options *o = options(api, password, 1000);
+    if (dev_key) bill_options_set_dev_key(o, (const uint8_t *)dev_key, strlen(dev_key));
+    if (org) bill_options_set_org_id(o, org);
+    bill_session *s = NULL;
+    CHECK_ST(bill_login(o, &s), BILL_ERR_AUTH);
+    CHECK(s == NULL);
+    char got[32] = "";
+    CHECK_ST(bill_last_error_code(got, sizeof got, NULL), BILL_OK);
+    CHECK(strcmp(got, code) == 0);
+    char detail[512] = "";
+    bill_last_error(detail, sizeof detail, NULL);
+    CHECK(strstr(detail, code) != NULL);
+    CHECK(strstr(detail, password) == NULL); /* never a secret in error text */
+    CHECK_ST(bill_last_error_status(), BILL_ERR_AUTH);
+    bill_options_free(o);
+}
+
+static void test_auth_errors(void) {
+    for (unsigned api = 2; api <= 3; api++) {
+        expect_auth_error(api, "wrong-password", NULL, NULL, "BDC_1101");
+        expect_auth_error(api, env("BILL_PASSWORD"), "NOT-A-DEV-KEY", NULL, "BDC_1102");
+        expect_auth_error(api, env("BILL_PASSWORD"), NULL, "00000WRONGORG", "BDC_1129");
+    }
+}
+
+static void test_misuse(void) {
+    bill_options *o = NULL;
+    CHECK_ST(bill_options_new(NULL), BILL_ERR_NULL_ARG);
+    CHECK_ST(bill_options_new(&o), BILL_OK);
+    CHECK_ST(bill_options_set_user_name(NULL, (const uint8_t *)"a", 1), BILL_ERR_NULL_ARG);
+    CHECK_ST(bill_options_set_user_name(o, NULL, 5), BILL_ERR_NULL_ARG);
+    CHECK_ST(bill_options_set_user_name(o, (const uint8_t *)"", 0), BILL_ERR_INVALID_ARG);
+    CHECK_ST(bill_options_set_password(o, (const uint8_t *)"\xff\xfe", 2), BILL_ERR_INVALID_ARG);
+    CHECK_ST(bill_options_set_org_id(o, NULL), BILL_ERR_NULL_ARG);
+    CHECK_ST(bill_options_set_api_version(o, 7), BILL_ERR_INVALID_ARG);
+    CHECK_ST(bill_options_set_refresh_mode(o, 99), BILL_ERR_INVALID_ARG);
+    CHECK_ST(bill_options_set_base_url(o, "http://api.bill.com/api/v2"), BILL_ERR_INVALID_ARG);
+    CHECK_ST(bill_options_set_base_url(o, "https://api.bill.com/api/v2?devKey=x"), BILL_ERR_INVALID_ARG);
+    CHECK_ST(bill_options_set_base_url(o, "http://127.0.0.1:1/api/v2"), BILL_OK);
+    CHECK_ST(bill_options_set_idle_timeout_ms(o, 5), BILL_ERR_INVALID_ARG);
+    bill_session *s = NULL;
+    CHECK_ST(bill_login(o, &s), BILL_ERR_INVALID_ARG); /* no credentials */
+    CHECK_ST(bill_login(NULL, &s), BILL_ERR_NULL_ARG);
+    CHECK_ST(bill_login(o, NULL), BILL_ERR_NULL_ARG);
+    bill_options_free(o);
+    bill_options_free(NULL);
+
+    char buf[64];
+    size_t len;
+    bill_state state;
+    bool trusted;
+    bill_response *r = NULL;
+    CHECK_ST(bill_session_id(NULL, buf, sizeof buf, &len), BILL_ERR_NULL_ARG);
+    CHECK_ST(bill_touch(NULL), BILL_ERR_NULL_ARG);
+    CHECK_ST(bill_renew(NULL), BILL_ERR_NULL_ARG);
+    CHECK_ST(bill_logout(NULL), BILL_ERR_NULL_ARG);
+    CHECK_ST(bill_session_state(NULL, &state), BILL_ERR_NULL_ARG);
+    CHECK_ST(bill_session_trusted(NULL, &trusted), BILL_ERR_NULL_ARG);
+    CHECK_ST(bill_call(NULL, "GET", "vendors", NULL, 0, &r), BILL_ERR_NULL_ARG);
+    CHECK_ST(bill_response_body(NULL, NULL, NULL), BILL_ERR_NULL_ARG);
+    bill_session_free(NULL);
+    bill_response_free(NULL);
+    CHECK(strcmp(bill_status_str(12345), "unknown status") == 0);
+    CHECK(strcmp(bill_version(), BILL_VERSION_STRING) == 0);
+
+    /* Calls on a live session with bad arguments. */
+    s = login(3, 1000);
+    if (!s) return;
+    CHECK_ST(bill_call(s, "GET", NULL, NULL, 0, &r), BILL_ERR_NULL_ARG);
+    CHECK_ST(bill_call(s, "GET", "vendors", NULL, 0, NULL), BILL_ERR_NULL_ARG);
+    CHECK_ST(bill_call(s, "BREW", "vendors", NULL, 0, &r), BILL_ERR_INVALID_ARG);
+    CHECK_ST(bill_call(s, "GET", "../etc", NULL, 0, &r), BILL_ERR_INVALID_ARG);
+    CHECK_ST(bill_call(s, "POST", "vendors", NULL, 5, &r), BILL_ERR_NULL_ARG);
+    CHECK_ST(bill_session_state(s, NULL), BILL_ERR_NULL_ARG);
+    /* After logout: CLOSED everywhere, free still fine. */
+    CHECK_ST(bill_logout(s), BILL_OK);
+    CHECK_ST(bill_logout(s), BILL_ERR_CLOSED);
+    CHECK_ST(bill_session_id(s, buf, sizeof buf, &len), BILL_ERR_CLOSED);
+    CHECK_ST(bill_touch(s), BILL_ERR_CLOSED);
+    CHECK_ST(bill_call(s, "GET", "vendors", NULL, 0, &r), BILL_ERR_CLOSED);
+    CHECK_ST(bill_renew(s), BILL_ERR_CLOSED);
+    CHECK_ST(bill_session_state(s, &state), BILL_OK);
+    CHECK(state == BILL_STATE_CLOSED);
+    bill_session_free(s);
+}
+
+/* Idle: the background thread renews; the old id stays valid until replaced. */
+static void test_automatic_renewal(void) {
+    long idle = idle_ms();
+    bill_session *s = login(3, idle / 2);
+    if (!s) return;
+    char first[256], cur[256];
+    get_id(s, first, sizeof first);
+    long logins_before = emu_stat("logins");
+    uint64_t deadline = now_ms() + (uint64_t)idle * 3;
+    int changed = 0;
+    while (now_ms() < deadline && !changed) {
+        get_id(s, cur, sizeof cur);
+        if (cur[0] && strcmp(cur, first) != 0) changed = 1;
+        else sleep_ms(20);
+    }
+    CHECK(changed);
+    /* Renewal came at idle - margin, so BILL still accepted the old id then. */
+    CHECK(emu_session_valid(first) == 1);
+    CHECK(emu_session_valid(cur) == 1);
+    CHECK(emu_stat("logins") >= logins_before + 1);
+    bill_session_free(s);
+}
+
+/* Making calls and touching postpones renewal; the emulator never expires it. */
+static void test_touch_postpones_renewal(void) {
+    long idle = idle_ms();
+    bill_session *s = login(3, idle / 3);
+    if (!s) return;
+    char first[256], cur[256];
+    get_id(s, first, sizeof first);
+    int port = url_port(env("BILL_V3_BASE_URL"));
+    char headers[512];
+    snprintf(headers, sizeof headers, "devKey: %s\r\nsessionId: %s\r\n", env("BILL_DEV_KEY"), first);
+    uint64_t end = now_ms() + (uint64_t)idle * 2;
+    int all_ok = 1;
+    while (now_ms() < end) {
+        /* The caller's own call to BILL with the id, then bill_touch. */
+        int http = http_request(port, "GET", "/connect/v3/vendors", headers, NULL, NULL, 0);
+        if (http != 200) all_ok = 0;
+        if (bill_touch(s) != BILL_OK) all_ok = 0;
+        sleep_ms(idle / 10);
+    }
+    CHECK(all_ok);
+    get_id(s, cur, sizeof cur);
+    CHECK(strcmp(cur, first) == 0); /* no renewal was needed */
+    CHECK(emu_session_valid(first) == 1);
+    bill_session_free(s);
+}
+
+static void test_logout_and_free(void) {
+    bill_session *s = login(2, 1000);
+    if (!s) return;
+    char id[256];
+    get_id(s, id, sizeof id);
+    CHECK(emu_session_valid(id) == 1);
+    CHECK_ST(bill_logout(s), BILL_OK);
+    CHECK(emu_session_valid(id) == 0);
+    bill_session_free(s);
+
+    s = login(3, 1000); /* free without logout */
+    bill_session_free(s);
+}
+
+static void test_calls_and_recovery(void) {
+    for (unsigned api = 2; api <= 3; api++) {
+        bill_session *s = login(api, 1000);
+        if (!s) continue;
+        bill_response *r = NULL;
+        const char *body = "{\"hello\":\"world\"}";
+        bill_status st = api == 2 ? bill_call(s, "POST", "Crud/Read/Vendor", (const uint8_t *)body, strlen(body), &r)
+                                  : bill_call(s, "POST", "vendors/search", (const uint8_t *)body, strlen(body), &r);
+        CHECK_ST(st, BILL_OK);
+        if (r) {
+            const uint8_t *data = NULL;
+            size_t len = 0;
+            uint16_t http = 0;
+            CHECK_ST(bill_response_body(r, &data, &len), BILL_OK);
+            CHECK_ST(bill_response_http_status(r, &http), BILL_OK);
+            CHECK(http == 200 && len > 0 && memmem(data, len, "world", 5) != NULL);
+            bill_response_free(r);
+            r = NULL;
+        }
+        /* BILL drops the session; the next call signs in once and succeeds. */
+        long logins = emu_stat("logins");
+        CHECK(emu("POST", "/_emu/expire", "{\"all\":true}", NULL, 0) == 200);
+        st = api == 2 ? bill_call(s, NULL, "List/Vendor", NULL, 0, &r) : bill_call(s, "GET", "vendors", NULL, 0, &r);
+        CHECK_ST(st, BILL_OK);
+        CHECK(emu_stat("logins") == logins + 1);
+        bill_response_free(r);
+        bill_session_free(s);
+    }
+}
+
+/* 16 threads read ids while the background thread renews repeatedly. */
+#define READERS 16
+#define MAX_SEEN 256
+static bill_session *shared;
+static volatile int stop_readers;
+static pthread_mutex_t seen_mu = PTHREAD_MUTEX_INITIALIZER;
+static char seen[MAX_SEEN][128];
+static int n_seen, bad_reads;
+
+static void *reader(void *arg) {
+    (void)arg;
+    while (!stop_readers) {
+        char id[128];
+        size_t len = 0;
+        bill_status st = bill_session_id(shared, id, sizeof id, &len);
+        pthread_mutex_lock(&seen_mu);
+        if (st != BILL_OK || len != strlen(id) || len < 10) {
+            bad_reads++;
+        } else {
+            int known = 0;
+            for (int i = 0; i < n_seen && !known; i++) known = strcmp(seen[i], id) == 0;
+            if (!known && n_seen < MAX_SEEN) strcpy(seen[n_seen++], id);
+        }
+        pthread_mutex_unlock(&seen_mu);
+    }
+    return NULL;
+}
+
+static void test_readers_during_renewals(void) {
+    long idle = idle_ms();
+    shared = login(3, idle - idle / 6); /* renew every ~idle/6 */
+    if (!shared) return;
+    pthread_t t[READERS];
+    stop_readers = 0;
+    for (int i = 0; i < READERS; i++) pthread_create(&t[i], NULL, reader, NULL);
+    uint64_t deadline = now_ms() + (uint64_t)idle * 4;
+    while (now_ms() < deadline) {
+        pthread_mutex_lock(&seen_mu);
+        int enough = n_seen >= 4;
+        pthread_mutex_unlock(&seen_mu);
+        if (enough) break;
+        sleep_ms(20);
+    }
+    stop_readers = 1;
+    for (int i = 0; i < READERS; i++) pthread_join(t[i], NULL);
+    CHECK(bad_reads == 0);
+    CHECK(n_seen >= 4); /* at least three renewals happened under load */
+    static char stats[1 << 20];
+    CHECK(emu("GET", "/_emu/stats", NULL, stats, sizeof stats) == 200);
+    int unknown = 0;
+    for (int i = 0; i < n_seen; i++) {
+        char quoted[160];
+        snprintf(quoted, sizeof quoted, "\"%s\"", seen[i]);
+        if (!strstr(stats, quoted)) unknown++;
+    }
+    CHECK(unknown == 0); /* every id read was one BILL issued */
+    bill_session_free(shared);
+}
+
+int main(void) {
+    test_misuse();
+    test_sign_in_both_versions();
+    test_auth_errors();
+    test_calls_and_recovery();
+    test_logout_and_free();
+    test_automatic_renewal();
+    test_touch_postpones_renewal();
+    test_readers_during_renewals();
+    printf("c tests: %d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
