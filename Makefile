@@ -45,6 +45,7 @@ include mk/c.mk
 -include mk/python.mk
 -include mk/install.mk
 -include mk/safety.mk
+-include mk/hardening.mk
 -include mk/bench.mk
 
 # Every area's tests. Areas add themselves to TEST_TARGETS in their mk file.
