@@ -127,6 +127,19 @@ pub struct Response {
     pub body: zeroize::Zeroizing<Vec<u8>>,
 }
 
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Replies may carry account data; show only their size.
+        f.debug_struct("Response").field("http_status", &self.http_status).field("body_len", &self.body.len()).finish()
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("state", &self.state()).field("id", &"[REDACTED]").finish()
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

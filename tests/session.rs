@@ -1,0 +1,375 @@
+//! Sessions against the emulator over real loopback HTTP: sign-in, renewal,
+//! recovery, limits, refresh modes, MFA, events (issues 2 and 3).
+
+mod common;
+
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use bill::options::{ApiVersion, Event, RefreshMode, SignInKind, TOKEN_IDLE};
+use bill::{ErrorKind, Session, State};
+use bill_emulator::{Account, Fault, FaultMode, FaultTarget};
+use common::*;
+
+#[test]
+fn sign_in_v2_and_v3() {
+    let e = emulator(60_000);
+    for api in [ApiVersion::V2, ApiVersion::V3] {
+        let s = Session::login(&options(&e, &format!("signin{api:?}"), api, 60_000, 1000)).unwrap();
+        let id = id_of(&s);
+        assert!(e.session(&id).valid);
+        assert_eq!(s.state(), State::Active);
+        assert!(!s.trusted());
+    }
+    assert_eq!(e.stats().logins_v2, 1);
+    assert_eq!(e.stats().logins_v3, 1);
+    assert_no_violations(&e);
+}
+
+#[test]
+fn each_auth_error_has_its_code() {
+    let e = emulator(60_000);
+    for api in [ApiVersion::V2, ApiVersion::V3] {
+        let good = options(&e, &format!("auth{api:?}"), api, 60_000, 1000);
+        let mut o = good.clone();
+        o.password = "wrong-password".into();
+        let err = Session::login(&o).err().unwrap();
+        assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::Auth, Some("BDC_1101")));
+        assert!(!err.to_string().contains("wrong-password"));
+
+        let mut o = good.clone();
+        o.dev_key = "NO-SUCH-DEVKEY".into();
+        let err = Session::login(&o).err().unwrap();
+        assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::Auth, Some("BDC_1102")));
+
+        let mut o = good.clone();
+        o.org_id = "00000NOTMYORG".into();
+        let err = Session::login(&o).err().unwrap();
+        assert_eq!(err.kind, ErrorKind::Auth);
+        assert!(matches!(err.code.as_deref(), Some("BDC_1129") | Some("BDC_1123")));
+
+        // An inactive devKey and a locked login.
+        let tag = format!("inactive{api:?}");
+        let o = options(&e, &tag, api, 60_000, 1000);
+        e.add_account(Account { dev_key_inactive: true, ..Account::new(&format!("{tag}@example.com"), "pw-correct-horse", ORG, o.dev_key.expose()) });
+        assert_eq!(Session::login(&o).err().unwrap().code.as_deref(), Some("BDC_1103"));
+        let tag = format!("locked{api:?}");
+        let o = options(&e, &tag, api, 60_000, 1000);
+        e.add_account(Account { locked: true, ..Account::new(&format!("{tag}@example.com"), "pw-correct-horse", ORG, o.dev_key.expose()) });
+        assert_eq!(Session::login(&o).err().unwrap().code.as_deref(), Some("BDC_1110"));
+    }
+}
+
+#[test]
+fn idle_session_is_renewed_and_old_id_stays_valid_until_replaced() {
+    let e = emulator(1500);
+    let s = Session::login(&options(&e, "renew", ApiVersion::V3, 1500, 700)).unwrap();
+    let first = id_of(&s);
+    let mut second = String::new();
+    assert!(wait_until(ms(5000), || {
+        second = id_of(&s);
+        second != first
+    }));
+    // Renewal came at 800 ms idle; BILL still accepted the old id then.
+    let old = e.session(&first);
+    assert!(old.valid || old.ended_ms.unwrap() >= old.last_seen_ms.unwrap() + 1500, "old id ended early: {old:?}");
+    assert!(e.session(&second).valid);
+    assert_eq!(s.state(), State::Active);
+}
+
+#[test]
+fn touching_postpones_renewal_and_the_session_never_expires() {
+    let e = emulator(1000);
+    let s = Session::login(&options(&e, "touch", ApiVersion::V2, 1000, 300)).unwrap();
+    let id = id_of(&s);
+    let logins = e.stats().logins;
+    let end = Instant::now() + ms(3000);
+    while Instant::now() < end {
+        s.call("POST", "List/Vendor", b"{}").unwrap();
+        s.touch().unwrap();
+        std::thread::sleep(ms(100));
+    }
+    assert_eq!(id_of(&s), id, "no renewal while in use");
+    assert_eq!(e.stats().logins, logins);
+    let info = e.session(&id);
+    assert!(info.valid && info.ended_ms.is_none(), "{info:?}");
+}
+
+#[test]
+fn logout_invalidates_on_the_server_and_closes() {
+    let e = emulator(60_000);
+    for api in [ApiVersion::V2, ApiVersion::V3] {
+        let s = Session::login(&options(&e, &format!("logout{api:?}"), api, 60_000, 1000)).unwrap();
+        let id = id_of(&s);
+        s.logout().unwrap();
+        assert!(!e.session(&id).valid);
+        assert_eq!(s.state(), State::Closed);
+        assert_eq!(s.with_id(|_| ()).unwrap_err().kind, ErrorKind::Closed);
+        assert_eq!(s.logout().unwrap_err().kind, ErrorKind::Closed);
+        let (method, path) = if api == ApiVersion::V2 { ("POST", "List/Vendor") } else { ("GET", "vendors") };
+        assert_eq!(s.call(method, path, b"").unwrap_err().kind, ErrorKind::Closed);
+    }
+}
+
+#[test]
+fn call_after_server_expiry_signs_in_exactly_once() {
+    let e = emulator(60_000);
+    for api in [ApiVersion::V2, ApiVersion::V3] {
+        let s = Session::login(&options(&e, &format!("recover{api:?}"), api, 60_000, 1000)).unwrap();
+        let before = e.stats().logins;
+        e.expire_all();
+        let r = match api {
+            ApiVersion::V2 => s.call("POST", "Crud/Read/Vendor", br#"{"id":"00901"}"#).unwrap(),
+            ApiVersion::V3 => s.call("GET", "vendors/00901", b"").unwrap(),
+        };
+        assert_eq!(r.http_status, 200);
+        assert_eq!(e.stats().logins, before + 1);
+    }
+}
+
+#[test]
+fn sixteen_threads_hitting_expiry_share_one_sign_in() {
+    let e = emulator(60_000);
+    let s = Arc::new(Session::login(&options(&e, "flight", ApiVersion::V3, 60_000, 1000)).unwrap());
+    let before = e.stats().logins;
+    e.expire_all();
+    let barrier = Arc::new(Barrier::new(16));
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let (s, b) = (s.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                b.wait();
+                s.call("GET", "vendors", b"").map(|r| r.http_status)
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap().unwrap(), 200);
+    }
+    assert_eq!(e.stats().logins, before + 1);
+}
+
+#[test]
+fn explicit_renew_is_single_flight() {
+    let e = emulator(60_000);
+    let s = Arc::new(Session::login(&options(&e, "renewsf", ApiVersion::V2, 60_000, 1000)).unwrap());
+    let old = id_of(&s);
+    let before = e.stats().logins;
+    // A slow sign-in makes every caller arrive while the first one is in flight.
+    e.set_fault(Fault::new(FaultMode::Delay).target(FaultTarget::Login).delay_ms(300).count(1));
+    let barrier = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (s, b) = (s.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                b.wait();
+                s.renew()
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap().unwrap();
+    }
+    assert_eq!(e.stats().logins, before + 1);
+    assert_ne!(id_of(&s), old);
+}
+
+#[test]
+fn never_more_than_three_requests_in_flight() {
+    let e = emulator(60_000);
+    let s = Arc::new(Session::login(&options(&e, "inflight", ApiVersion::V3, 60_000, 1000)).unwrap());
+    let threads: Vec<_> = (0..10)
+        .map(|_| {
+            let s = s.clone();
+            std::thread::spawn(move || s.call("POST", "vendors", br#"{"sleepMs":150}"#).map(|r| r.http_status))
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap().unwrap(), 200, "queued, not failed");
+    }
+    let st = e.stats();
+    assert!(st.max_in_flight <= 3, "max in flight at the emulator: {}", st.max_in_flight);
+    assert_eq!(st.rejected_1322, 0);
+}
+
+#[test]
+fn rate_limit_1144_pauses_renewals_until_the_next_window() {
+    let e = emulator(1200);
+    let window = 4000;
+    e.set_hour(ms(window));
+    let mut o = options(&e, "ratelimit", ApiVersion::V3, 1200, 600);
+    o.rate_window = ms(window);
+    // Start early in a window so the pause is long enough to observe.
+    let now = bill::clock::wall_ms();
+    let into = now % window;
+    if into > 1000 {
+        std::thread::sleep(ms(window - into + 50));
+    }
+    let s = Session::login(&o).unwrap();
+    e.set_login_limit(e.stats().login_attempts); // the next sign-in gets BDC_1144
+    assert!(wait_until(ms(4000), || e.stats().rejected_1144 >= 1));
+    let attempts = e.stats().login_attempts;
+    let err = s.last_error().expect("renewal error recorded");
+    assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::RateLimited, Some("BDC_1144")));
+    assert!(err.retry_after.is_some());
+    // Paused: no sign-in attempts until the window ends.
+    let window_end = (bill::clock::wall_ms() / window + 1) * window;
+    while bill::clock::wall_ms() + 100 < window_end {
+        assert_eq!(e.stats().login_attempts, attempts, "renewal tried during the pause");
+        std::thread::sleep(ms(50));
+    }
+    // A call needing a sign-in during a pause reports RATE_LIMITED with a retry time.
+    e.set_login_limit(1000);
+    assert!(wait_until(ms(5000), || s.state() == State::Active && e.stats().logins >= 2), "renews after the window");
+}
+
+#[test]
+fn permanent_error_stops_renewals_and_state_says_why() {
+    let e = emulator(1000);
+    let o = options(&e, "permanent", ApiVersion::V2, 1000, 500);
+    let s = Session::login(&o).unwrap();
+    // The login gets locked at BILL: renewal fails with BDC_1110.
+    e.add_account(Account { locked: true, ..Account::new("permanent@example.com", "pw-correct-horse", ORG, o.dev_key.expose()) });
+    assert!(wait_until(ms(4000), || s.state() == State::Failed));
+    let err = s.last_error().unwrap();
+    assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::Auth, Some("BDC_1110")));
+    let attempts = e.stats().login_attempts;
+    std::thread::sleep(ms(1500)); // more than one renewal period: nothing is retried
+    assert_eq!(e.stats().login_attempts, attempts);
+    // Once idle past the timeout, the id is known dead and not handed out.
+    assert!(wait_until(ms(2000), || s.with_id(|_| ()).is_err()));
+}
+
+#[test]
+fn keepalive_keeps_the_same_id_over_three_idle_periods() {
+    for api in [ApiVersion::V2, ApiVersion::V3] {
+        let e = emulator(800);
+        let mut o = options(&e, &format!("keepalive{api:?}"), api, 800, 400);
+        o.refresh = RefreshMode::KeepAlive;
+        let s = Session::login(&o).unwrap();
+        let id = id_of(&s);
+        std::thread::sleep(ms(800 * 3 + 200));
+        assert_eq!(id_of(&s), id);
+        let st = e.stats();
+        assert_eq!(st.logins, 1, "keepalive spends no sign-ins");
+        assert!(st.keepalives >= 3, "keepalives: {}", st.keepalives);
+        assert!(e.session(&id).valid);
+    }
+}
+
+#[test]
+fn lazy_sends_nothing_while_idle_and_signs_in_on_next_use() {
+    let e = emulator(700);
+    let mut o = options(&e, "lazy", ApiVersion::V3, 700, 300);
+    o.refresh = RefreshMode::Lazy;
+    let s = Session::login(&o).unwrap();
+    let requests = e.stats().requests;
+    assert!(wait_until(ms(3000), || s.state() == State::Expired));
+    std::thread::sleep(ms(700));
+    assert_eq!(e.stats().requests, requests, "no background traffic");
+    assert_eq!(s.with_id(|_| ()).unwrap_err().kind, ErrorKind::SessionExpired);
+    assert_eq!(s.touch().unwrap_err().kind, ErrorKind::SessionExpired, "a touch cannot revive it");
+    assert_eq!(s.call("GET", "vendors", b"").unwrap().http_status, 200);
+    assert_eq!(e.stats().logins, 2);
+    assert_eq!(s.state(), State::Active);
+}
+
+#[test]
+fn mfa_trusted_sessions_and_untrusted_is_never_expiry() {
+    let e = emulator(60_000);
+    e.register_mfa("REMEMBER-ME-123456", "device-1");
+    let mut o = options(&e, "mfa", ApiVersion::V3, 60_000, 1000);
+    let plain = Session::login(&o).unwrap();
+    assert!(!plain.trusted());
+    let logins = e.stats().logins;
+    let err = plain.call("GET", "payments", b"").unwrap_err();
+    assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::MfaRequired, Some("BDC_1361")));
+    assert_eq!(e.stats().logins, logins, "BDC_1361 never triggers a sign-in");
+    assert_eq!(plain.state(), State::Active);
+
+    o.mfa_remember_id = Some("REMEMBER-ME-123456".into());
+    o.mfa_device = Some("device-1".into());
+    let trusted = Session::login(&o).unwrap();
+    assert!(trusted.trusted());
+    assert_eq!(trusted.call("GET", "payments", b"").unwrap().http_status, 200);
+
+    let mut o2 = options(&e, "mfa2", ApiVersion::V2, 60_000, 1000);
+    o2.mfa_remember_id = Some("REMEMBER-ME-123456".into());
+    o2.mfa_device = Some("device-1".into());
+    assert!(Session::login(&o2).unwrap().trusted());
+    assert_no_violations(&e);
+}
+
+#[test]
+fn sync_token_sign_in_uses_the_same_path_with_a_48h_idle_timeout() {
+    let e = emulator(60_000);
+    let mut o = options(&e, "token", ApiVersion::V2, 60_000, 1000);
+    o.sign_in = SignInKind::SyncToken;
+    o.idle_timeout = None;
+    assert_eq!(o.resolve().unwrap().idle_timeout, TOKEN_IDLE);
+    let s = Session::login(&o).unwrap();
+    assert_eq!(s.call("POST", "List/Vendor", b"{}").unwrap().http_status, 200);
+}
+
+#[test]
+fn events_report_renewals_and_close() {
+    let e = emulator(800);
+    let mut o = options(&e, "events", ApiVersion::V3, 800, 400);
+    let seen: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let sink = seen.clone();
+    o.events = Some(Arc::new(move |ev, _err| sink.lock().unwrap().push(ev)));
+    let s = Session::login(&o).unwrap();
+    assert!(wait_until(ms(3000), || seen.lock().unwrap().contains(&Event::Renewed)));
+    s.logout().unwrap();
+    assert_eq!(seen.lock().unwrap().last(), Some(&Event::Closed));
+}
+
+#[test]
+fn failed_renewal_events_carry_the_error_and_recover() {
+    let e = emulator(1000);
+    let mut o = options(&e, "evfail", ApiVersion::V3, 1000, 500);
+    let seen: Arc<Mutex<Vec<(Event, Option<ErrorKind>)>>> = Arc::default();
+    let sink = seen.clone();
+    o.events = Some(Arc::new(move |ev, err: Option<&bill::Error>| sink.lock().unwrap().push((ev, err.map(|e| e.kind)))));
+    let s = Session::login(&o).unwrap();
+    e.set_fault(Fault::new(FaultMode::Http503).target(FaultTarget::Login).count(2));
+    assert!(wait_until(ms(5000), || seen.lock().unwrap().contains(&(Event::Renewed, None))));
+    let v = seen.lock().unwrap().clone();
+    assert!(v.contains(&(Event::RenewFailed, Some(ErrorKind::Server))), "{v:?}");
+    assert_eq!(s.state(), State::Active);
+}
+
+#[test]
+fn foreign_api_endpoint_is_ignored() {
+    let e = emulator(60_000);
+    e.configure(bill_emulator::ConfigPatch { api_endpoint: Some("https://attacker.example.com/api/v2".into()), ..Default::default() });
+    let s = Session::login(&options(&e, "endpoint", ApiVersion::V2, 60_000, 1000)).unwrap();
+    // The call still reaches the configured emulator, not the foreign host.
+    assert_eq!(s.call("POST", "List/Vendor", b"{}").unwrap().http_status, 200);
+}
+
+#[test]
+fn api_errors_pass_through_with_their_code() {
+    let e = emulator(60_000);
+    let s = Session::login(&options(&e, "apierr", ApiVersion::V2, 60_000, 1000)).unwrap();
+    // BILL answers malformed `data` with BDC_1122; the caller gets it unchanged.
+    let err = s.call("POST", "Crud/Create/Vendor", b"{not json").unwrap_err();
+    assert_eq!(err.code.as_deref(), Some("BDC_1122"));
+    assert_eq!(err.kind, ErrorKind::Api);
+    assert_eq!(s.state(), State::Active);
+}
+
+#[test]
+fn one_background_thread_for_many_sessions() {
+    let e = emulator(60_000);
+    let sessions: Vec<_> = (0..20).map(|i| Session::login(&options(&e, &format!("many{i}"), ApiVersion::V3, 60_000, 1000)).unwrap()).collect();
+    let count = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter(|t| std::fs::read_to_string(t.as_ref().unwrap().path().join("comm")).unwrap_or_default().trim() == "bill-scheduler")
+            .count()
+    };
+    assert_eq!(count(), 1);
+    drop(sessions);
+    let _ = Duration::ZERO;
+}
