@@ -360,7 +360,7 @@ impl Inner {
             match result {
                 Err(e) if e.code_is("BDC_1322") && attempt + 1 < MAX_1322_ATTEMPTS => {
                     attempt += 1;
-                    let wait = jittered(100 * NS_PER_MS << attempt.min(5));
+                    let wait = jittered((100 * NS_PER_MS) << attempt.min(5));
                     if clock::now_ns() + wait - start > budget_ns {
                         return Err(self.clean(e));
                     }

@@ -328,7 +328,8 @@ fn events_report_renewals_and_close() {
 fn failed_renewal_events_carry_the_error_and_recover() {
     let e = emulator(1000);
     let mut o = options(&e, "evfail", ApiVersion::V3, 1000, 500);
-    let seen: Arc<Mutex<Vec<(Event, Option<ErrorKind>)>>> = Arc::default();
+    type Seen = Arc<Mutex<Vec<(Event, Option<ErrorKind>)>>>;
+    let seen: Seen = Arc::default();
     let sink = seen.clone();
     o.events = Some(Arc::new(move |ev, err: Option<&bill::Error>| sink.lock().unwrap().push((ev, err.map(|e| e.kind)))));
     let s = Session::login(&o).unwrap();
