@@ -159,13 +159,15 @@ fn run_loop(s: Arc<Scheduler>, generation: u64) {
         }
         let now = clock::now_ns();
         let mut due: Vec<(u64, u64, Weak<dyn Task>)> = Vec::new();
+        let mut due_keys = std::collections::HashSet::new();
         while let Some(&Reverse((d, key))) = st.heap.peek() {
             if d > now {
                 break;
             }
             st.heap.pop();
             if let Some(e) = st.entries.get(&key) {
-                if e.deadline == d {
+                // A key pushed twice for the same deadline runs once.
+                if e.deadline == d && due_keys.insert(key) {
                     due.push((key, d, e.task.clone()));
                 }
             }
@@ -190,13 +192,16 @@ fn run_loop(s: Arc<Scheduler>, generation: u64) {
             .collect();
         st = s.lock();
         for (key, popped, next) in results {
-            if let Some(e) = st.entries.get_mut(&key) {
-                // A reschedule during the run wins if it is earlier.
-                let next = if e.deadline != popped { next.min(e.deadline) } else { next };
-                e.deadline = next;
-                if next != PARKED {
-                    st.heap.push(Reverse((next, key)));
-                }
+            let Some(e) = st.entries.get_mut(&key) else { continue };
+            // Rescheduled while it ran: that deadline is already in the heap;
+            // only an earlier one needs pushing.
+            let rescheduled = e.deadline != popped;
+            if rescheduled && next >= e.deadline {
+                continue;
+            }
+            e.deadline = next;
+            if next != PARKED {
+                st.heap.push(Reverse((next, key)));
             }
         }
     }

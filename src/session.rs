@@ -697,13 +697,14 @@ impl Task for Inner {
             }
             return None;
         }
+        if now >= dead_at && self.set_state(State::Expired) != State::Expired {
+            self.emit(Event::Expired, None);
+        }
         let retry_at = lock(&self.flight).next_retry_ns;
         let due = if retry_at != 0 { retry_at } else { last.saturating_add(self.renew_after_ns) };
         if now < due {
-            return Some(due.min(dead_at.max(now + 1)));
-        }
-        if now >= dead_at && self.set_state(State::Expired) != State::Expired {
-            self.emit(Event::Expired, None);
+            // Also wake at the idle timeout, to report expiry on time.
+            return Some(if now < dead_at { due.min(dead_at) } else { due });
         }
         if let Some(wait) = limits::paused_for(self.dev_key_id) {
             return Some(now + wait.as_nanos() as u64);
