@@ -63,7 +63,12 @@ pub struct Fault {
 
 impl Fault {
     pub fn new(mode: FaultMode) -> Self {
-        Fault { mode, target: FaultTarget::All, delay_ms: 0, count: 0 }
+        Fault {
+            mode,
+            target: FaultTarget::All,
+            delay_ms: 0,
+            count: 0,
+        }
     }
     pub fn target(mut self, target: FaultTarget) -> Self {
         self.target = target;
@@ -79,12 +84,16 @@ impl Fault {
     }
     /// Whether the request is answered by the fault alone (never processed).
     pub(crate) fn replaces_reply(&self) -> bool {
-        !matches!(self.mode, FaultMode::Delay | FaultMode::WrongContentType | FaultMode::None)
+        !matches!(
+            self.mode,
+            FaultMode::Delay | FaultMode::WrongContentType | FaultMode::None
+        )
     }
 }
 
 pub(crate) const HUGE_BODY_LEN: usize = 64 << 20;
-const HUGE_PREFIX: &[u8] = br#"{"response_status":0,"response_message":"Success","response_data":{"pad":""#;
+const HUGE_PREFIX: &[u8] =
+    br#"{"response_status":0,"response_message":"Success","response_data":{"pad":""#;
 const HUGE_SUFFIX: &[u8] = br#""}}"#;
 const CHUNK: usize = 64 << 10;
 
@@ -92,9 +101,18 @@ const CHUNK: usize = 64 << 10;
 pub(crate) enum EmuBody {
     Full(Option<Bytes>),
     /// Prefix, then `remaining` filler bytes, then suffix.
-    Huge { prefix: Option<Bytes>, filler: Bytes, remaining: usize, suffix: Option<Bytes> },
+    Huge {
+        prefix: Option<Bytes>,
+        filler: Bytes,
+        remaining: usize,
+        suffix: Option<Bytes>,
+    },
     /// One chunk, a pause so it reaches the peer, then RST.
-    Torn { first: Option<Bytes>, pause: Pin<Box<Sleep>>, fd: RawFd },
+    Torn {
+        first: Option<Bytes>,
+        pause: Pin<Box<Sleep>>,
+        fd: RawFd,
+    },
 }
 
 impl EmuBody {
@@ -136,7 +154,12 @@ impl Body for EmuBody {
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match self.get_mut() {
             EmuBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            EmuBody::Huge { prefix, filler, remaining, suffix } => {
+            EmuBody::Huge {
+                prefix,
+                filler,
+                remaining,
+                suffix,
+            } => {
                 if let Some(p) = prefix.take() {
                     return data(p);
                 }
@@ -157,7 +180,10 @@ impl Body for EmuBody {
                 // Linger 0 turns the close that follows the error into an RST.
                 let sock = unsafe { BorrowedFd::borrow_raw(*fd) };
                 let _ = socket2::SockRef::from(&sock).set_linger(Some(Duration::ZERO));
-                Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::ConnectionReset, "injected reset"))))
+                Poll::Ready(Some(Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "injected reset",
+                ))))
             }
         }
     }

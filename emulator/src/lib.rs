@@ -30,7 +30,10 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::runtime::Runtime;
 
-pub use config::{Account, Config, ConfigPatch, Settings, DEMO_DEV_KEY, DEMO_ORG, DEMO_ORG_NAME, DEMO_PASSWORD, DEMO_USER};
+pub use config::{
+    Account, Config, ConfigPatch, Settings, DEMO_DEV_KEY, DEMO_ORG, DEMO_ORG_NAME, DEMO_PASSWORD,
+    DEMO_USER,
+};
 pub use fault::{Fault, FaultMode, FaultTarget};
 pub use state::{Api, EndReason, Event, EventKind, SessionInfo, Stats, Violation};
 
@@ -72,8 +75,12 @@ impl Emulator {
             .thread_name("bill-emulator")
             .enable_all()
             .build()?;
-        let (main_l, ctl_l) =
-            rt.block_on(async { Ok::<_, io::Error>((server::bind(loopback(cfg.port))?, server::bind(loopback(cfg.control_port))?)) })?;
+        let (main_l, ctl_l) = rt.block_on(async {
+            Ok::<_, io::Error>((
+                server::bind(loopback(cfg.port))?,
+                server::bind(loopback(cfg.control_port))?,
+            ))
+        })?;
         let port = main_l.local_addr()?.port();
         let control_port = ctl_l.local_addr()?.port();
 
@@ -82,7 +89,11 @@ impl Emulator {
             let dir = match &cfg.state_dir {
                 Some(d) => d.clone(),
                 None => {
-                    let d = std::env::temp_dir().join(format!("bill-emulator-{}-{}", std::process::id(), state::random_token(8)));
+                    let d = std::env::temp_dir().join(format!(
+                        "bill-emulator-{}-{}",
+                        std::process::id(),
+                        state::random_token(8)
+                    ));
                     temp_dir = Some(d.clone());
                     d
                 }
@@ -108,9 +119,22 @@ impl Emulator {
             info.v2_base.clone(),
             rt.handle().clone(),
         ));
-        rt.spawn(server::run_main(sh.clone(), main_l, tls.map(|t| t.acceptor)));
-        rt.spawn(server::run_control(sh.clone(), ctl_l, Arc::new(info.clone())));
-        Ok(Emulator { rt: Some(rt), sh, info, temp_dir })
+        rt.spawn(server::run_main(
+            sh.clone(),
+            main_l,
+            tls.map(|t| t.acceptor),
+        ));
+        rt.spawn(server::run_control(
+            sh.clone(),
+            ctl_l,
+            Arc::new(info.clone()),
+        ));
+        Ok(Emulator {
+            rt: Some(rt),
+            sh,
+            info,
+            temp_dir,
+        })
     }
 
     pub fn info(&self) -> &Info {
@@ -211,19 +235,34 @@ impl Emulator {
         self.sh.configure(patch)
     }
     pub fn set_idle_timeout(&self, d: Duration) {
-        self.configure(ConfigPatch { idle_timeout_ms: Some(d.as_millis() as u64), ..Default::default() });
+        self.configure(ConfigPatch {
+            idle_timeout_ms: Some(d.as_millis() as u64),
+            ..Default::default()
+        });
     }
     pub fn set_hour(&self, d: Duration) {
-        self.configure(ConfigPatch { hour_ms: Some(d.as_millis() as u64), ..Default::default() });
+        self.configure(ConfigPatch {
+            hour_ms: Some(d.as_millis() as u64),
+            ..Default::default()
+        });
     }
     pub fn set_login_limit(&self, n: u64) {
-        self.configure(ConfigPatch { login_limit: Some(n), ..Default::default() });
+        self.configure(ConfigPatch {
+            login_limit: Some(n),
+            ..Default::default()
+        });
     }
     pub fn set_request_limit(&self, n: u64) {
-        self.configure(ConfigPatch { request_limit: Some(n), ..Default::default() });
+        self.configure(ConfigPatch {
+            request_limit: Some(n),
+            ..Default::default()
+        });
     }
     pub fn set_max_in_flight(&self, n: u64) {
-        self.configure(ConfigPatch { max_in_flight: Some(n), ..Default::default() });
+        self.configure(ConfigPatch {
+            max_in_flight: Some(n),
+            ..Default::default()
+        });
     }
     /// Clears counters, log, violations, rate windows and faults; accounts stay,
     /// sessions too unless `sessions`.
@@ -236,7 +275,12 @@ impl Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         if let Some(rt) = self.rt.take() {
-            rt.shutdown_timeout(Duration::from_secs(2));
+            // Blocking on shutdown would panic inside another runtime.
+            if tokio::runtime::Handle::try_current().is_ok() {
+                rt.shutdown_background();
+            } else {
+                rt.shutdown_timeout(Duration::from_secs(2));
+            }
         }
         if let Some(d) = self.temp_dir.take() {
             let _ = std::fs::remove_dir_all(d);

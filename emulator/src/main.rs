@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use bill_emulator::{Account, Config, Emulator};
 
-const USAGE: &str = "usage: bill-emulator [--port N] [--control-port N] [--idle-timeout-ms N] [--hour-ms N]
+const USAGE: &str =
+    "usage: bill-emulator [--port N] [--control-port N] [--idle-timeout-ms N] [--hour-ms N]
   [--login-limit N] [--request-limit N] [--max-in-flight N] [--rate-limit-status N]
   [--api-endpoint URL] [--tls] [--state-dir DIR] [--exit-on-stdin-eof]
   [--user NAME] [--password PW] [--org ORGID] [--org-name NAME] [--dev-key KEY]";
@@ -22,10 +23,17 @@ fn parse(args: Vec<String>) -> Result<Cli, String> {
     let mut cfg = Config::default();
     let mut acct = Account::demo();
     let mut exit_on_stdin_eof = false;
-    let mut it = args.into_iter();
+    // `--flag=value` is split so that no value is ever echoed in an error.
+    let mut it = args.into_iter().flat_map(|a| match a.split_once('=') {
+        Some((f, v)) if f.starts_with("--") => vec![f.to_string(), v.to_string()],
+        _ => vec![a],
+    });
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        let num = |v: String| v.parse::<u64>().map_err(|_| format!("{flag}: not a number: {v}"));
+        let num = |v: String| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{flag}: not a number: {v}"))
+        };
         match flag.as_str() {
             "--port" => cfg.port = num(val()?)? as u16,
             "--control-port" => cfg.control_port = num(val()?)? as u16,
@@ -45,16 +53,22 @@ fn parse(args: Vec<String>) -> Result<Cli, String> {
             "--org-name" => acct.org_name = Some(val()?),
             "--dev-key" => acct.dev_key = val()?,
             "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument: {other}")),
+            other if other.starts_with('-') => return Err(format!("unknown flag: {other}")),
+            _ => return Err("unexpected argument (values follow their flag)".into()),
         }
     }
     cfg.accounts = vec![acct];
-    Ok(Cli { cfg, exit_on_stdin_eof })
+    Ok(Cli {
+        cfg,
+        exit_on_stdin_eof,
+    })
 }
 
 /// Blocks until SIGTERM, SIGINT, or (if asked) end of stdin.
 fn wait_for_exit(exit_on_stdin_eof: bool) -> std::io::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;
@@ -101,7 +115,8 @@ fn main() -> ExitCode {
     };
     let line = serde_json::to_string(emu.info()).expect("info serializes");
     if let Some(dir) = state_dir {
-        let _ = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(dir.join("emulator.json"), format!("{line}\n")));
+        let _ = std::fs::create_dir_all(&dir)
+            .and_then(|_| std::fs::write(dir.join("emulator.json"), format!("{line}\n")));
     }
     let mut out = std::io::stdout().lock();
     if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {

@@ -124,8 +124,14 @@ pub(crate) struct Clock {
 
 impl Clock {
     fn new() -> Self {
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        Clock { start: Instant::now(), start_wall_ms: wall.as_millis() as u64, offset_ms: AtomicU64::new(0) }
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Clock {
+            start: Instant::now(),
+            start_wall_ms: wall.as_millis() as u64,
+            offset_ms: AtomicU64::new(0),
+        }
     }
     /// Milliseconds since the emulator started, offset included.
     pub fn now_ms(&self) -> u64 {
@@ -136,7 +142,8 @@ impl Clock {
         self.start_wall_ms + self.now_ms()
     }
     pub fn advance(&self, d: Duration) {
-        self.offset_ms.fetch_add(d.as_millis() as u64, Ordering::Relaxed);
+        self.offset_ms
+            .fetch_add(d.as_millis() as u64, Ordering::Relaxed);
     }
 }
 
@@ -159,6 +166,28 @@ pub(crate) struct SessionView {
     pub org_id: String,
     pub user_id: String,
     pub trusted: bool,
+}
+
+/// A user sign-in request (v2 Login, v3 login); `org_param` names the org
+/// field in a BDC_1129 message.
+pub(crate) struct LoginReq<'a> {
+    pub dev_key: &'a str,
+    pub user: &'a str,
+    pub password: &'a str,
+    pub org_id: &'a str,
+    pub org_param: &'static str,
+    pub device: Option<(&'a str, &'a str)>,
+    pub api: Api,
+}
+
+/// Who a new session belongs to.
+pub(crate) struct Grant<'a> {
+    pub dev_key: &'a str,
+    pub org_id: &'a str,
+    pub user_id: &'a str,
+    pub api: Api,
+    pub trusted: bool,
+    pub partner: bool,
 }
 
 #[derive(Default)]
@@ -209,7 +238,9 @@ pub(crate) struct Record<'a> {
 
 pub(crate) fn random_token(len: usize) -> String {
     const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    (0..len).map(|_| ALNUM[fastrand::usize(..ALNUM.len())] as char).collect()
+    (0..len)
+        .map(|_| ALNUM[fastrand::usize(..ALNUM.len())] as char)
+        .collect()
 }
 
 /// 40–60 characters, always with `! + / =` so clients must URL-encode it.
@@ -250,7 +281,8 @@ impl Inner {
             .entry(a.user_name.clone())
             .or_insert_with(|| format!("006{}", random_token(15)))
             .clone();
-        self.accounts.retain(|x| !(x.user_name == a.user_name && x.org_id == a.org_id));
+        self.accounts
+            .retain(|x| !(x.user_name == a.user_name && x.org_id == a.org_id));
         self.accounts.push(a);
         uid
     }
@@ -259,7 +291,10 @@ impl Inner {
         let index = wall_ms / self.settings.hour_ms;
         let w = self.windows.entry(dev_key.to_string()).or_default();
         if w.index != index {
-            *w = Window { index, ..Window::default() };
+            *w = Window {
+                index,
+                ..Window::default()
+            };
         }
         w
     }
@@ -274,7 +309,13 @@ impl Inner {
 
     /// devKey, login budget, then user name and password: the common part of
     /// Login, ListOrgs and the v3 logins. Every attempt with a good devKey counts.
-    pub fn sign_in(&mut self, dev_key: &str, user: &str, password: &str, wall_ms: u64) -> Result<(), ApiError> {
+    pub fn sign_in(
+        &mut self,
+        dev_key: &str,
+        user: &str,
+        password: &str,
+        wall_ms: u64,
+    ) -> Result<(), ApiError> {
         self.check_dev_key(dev_key)?;
         let limit = self.settings.login_limit;
         let w = self.window(dev_key, wall_ms);
@@ -282,7 +323,11 @@ impl Inner {
         if w.logins > limit {
             return Err(ApiError::login_limit(limit));
         }
-        let mut mine = self.accounts.iter().filter(|a| a.user_name == user && a.password == password).peekable();
+        let mut mine = self
+            .accounts
+            .iter()
+            .filter(|a| a.user_name == user && a.password == password)
+            .peekable();
         if mine.peek().is_none() {
             return Err(ApiError::bad_credentials());
         }
@@ -295,21 +340,42 @@ impl Inner {
     /// A full user sign-in (v2 Login, v3 login): sign-in checks, then the org
     /// (BDC_1129 naming `org_param`), then a new session, trusted if the MFA
     /// device pair was registered.
-    #[allow(clippy::too_many_arguments)]
-    pub fn login(&mut self, dev_key: &str, user: &str, password: &str, org_id: &str, org_param: &str, device: Option<(&str, &str)>, api: Api, now: u64, wall_ms: u64) -> Result<SessionView, ApiError> {
-        self.sign_in(dev_key, user, password, wall_ms)?;
-        if !self.has_org(user, org_id) {
-            return Err(ApiError::invalid(org_param, org_id));
+    pub fn login(
+        &mut self,
+        r: &LoginReq<'_>,
+        now: u64,
+        wall_ms: u64,
+    ) -> Result<SessionView, ApiError> {
+        self.sign_in(r.dev_key, r.user, r.password, wall_ms)?;
+        if !self.has_org(r.user, r.org_id) {
+            return Err(ApiError::invalid(r.org_param, r.org_id));
         }
-        let trusted = device.is_some_and(|(id, dev)| self.is_trusted_device(id, dev));
-        let uid = self.user_id(user);
-        Ok(self.new_session(dev_key, org_id, &uid, api, trusted, false, now))
+        let trusted = r
+            .device
+            .is_some_and(|(id, dev)| self.is_trusted_device(id, dev));
+        let user_id = self.user_id(r.user);
+        let g = Grant {
+            dev_key: r.dev_key,
+            org_id: r.org_id,
+            user_id: &user_id,
+            api: r.api,
+            trusted,
+            partner: false,
+        };
+        Ok(self.new_session(&g, now))
     }
 
     /// MFA challenge answer (v2 MFAAuthenticate, v3 challenge/validate): trusts
     /// the session and returns a new remember-me id, registered with `device`
     /// if `remember`.
-    pub fn mfa_validate(&mut self, session_id: &str, challenge: &str, token: &str, device: &str, remember: bool) -> Result<String, ApiError> {
+    pub fn mfa_validate(
+        &mut self,
+        session_id: &str,
+        challenge: &str,
+        token: &str,
+        device: &str,
+        remember: bool,
+    ) -> Result<String, ApiError> {
         if !self.challenges.contains(challenge) {
             return Err(ApiError::invalid("challengeId", challenge));
         }
@@ -329,12 +395,19 @@ impl Inner {
         self.accounts
             .iter()
             .filter(|a| a.user_name == user)
-            .map(|a| (a.org_id.clone(), a.org_name.clone().unwrap_or_else(|| a.org_id.clone())))
+            .map(|a| {
+                (
+                    a.org_id.clone(),
+                    a.org_name.clone().unwrap_or_else(|| a.org_id.clone()),
+                )
+            })
             .collect()
     }
 
     pub fn has_org(&self, user: &str, org_id: &str) -> bool {
-        self.accounts.iter().any(|a| a.user_name == user && a.org_id == org_id)
+        self.accounts
+            .iter()
+            .any(|a| a.user_name == user && a.org_id == org_id)
     }
 
     pub fn user_id(&self, user: &str) -> String {
@@ -342,15 +415,19 @@ impl Inner {
     }
 
     pub fn user_by_id(&self, user_id: &str, org_id: &str) -> bool {
-        self.user_ids.iter().any(|(name, id)| id == user_id && self.has_org(name, org_id))
+        self.user_ids
+            .iter()
+            .any(|(name, id)| id == user_id && self.has_org(name, org_id))
     }
 
     pub fn is_trusted_device(&self, id: &str, device: &str) -> bool {
-        self.trusted_devices.contains(&(id.to_string(), device.to_string()))
+        self.trusted_devices
+            .contains(&(id.to_string(), device.to_string()))
     }
 
     pub fn register_device(&mut self, id: &str, device: &str) {
-        self.trusted_devices.insert((id.to_string(), device.to_string()));
+        self.trusted_devices
+            .insert((id.to_string(), device.to_string()));
     }
 
     pub fn new_challenge(&mut self) -> String {
@@ -359,7 +436,7 @@ impl Inner {
         id
     }
 
-    pub fn new_session(&mut self, dev_key: &str, org_id: &str, user_id: &str, api: Api, trusted: bool, partner: bool, now: u64) -> SessionView {
+    pub fn new_session(&mut self, g: &Grant<'_>, now: u64) -> SessionView {
         let id = loop {
             let id = new_session_id();
             if !self.sessions.contains_key(&id) {
@@ -369,25 +446,32 @@ impl Inner {
         self.sessions.insert(
             id.clone(),
             Session {
-                dev_key: dev_key.into(),
-                org_id: org_id.into(),
-                user_id: user_id.into(),
-                api,
-                partner,
-                trusted,
+                dev_key: g.dev_key.into(),
+                org_id: g.org_id.into(),
+                user_id: g.user_id.into(),
+                api: g.api,
+                partner: g.partner,
+                trusted: g.trusted,
                 created_ms: now,
                 last_seen_ms: now,
                 ended: None,
             },
         );
         self.stats.sessions_issued.push(id.clone());
-        SessionView { id, org_id: org_id.into(), user_id: user_id.into(), trusted }
+        SessionView {
+            id,
+            org_id: g.org_id.into(),
+            user_id: g.user_id.into(),
+            trusted: g.trusted,
+        }
     }
 
     /// Marks a session dead if it has been idle too long; true if it is live.
     fn is_live(&mut self, id: &str, now: u64) -> bool {
         let idle = self.settings.idle_timeout_ms;
-        let Some(s) = self.sessions.get_mut(id) else { return false };
+        let Some(s) = self.sessions.get_mut(id) else {
+            return false;
+        };
         if s.ended.is_none() && now.saturating_sub(s.last_seen_ms) > idle {
             s.ended = Some((s.last_seen_ms + idle, EndReason::Idle));
         }
@@ -395,7 +479,14 @@ impl Inner {
     }
 
     /// The live session `id`, if it was issued to `dev_key` for this API.
-    fn live_session(&mut self, id: &str, dev_key: &str, api: Api, partner: bool, now: u64) -> Result<SessionView, ApiError> {
+    fn live_session(
+        &mut self,
+        id: &str,
+        dev_key: &str,
+        api: Api,
+        partner: bool,
+        now: u64,
+    ) -> Result<SessionView, ApiError> {
         if !self.is_live(id, now) {
             return Err(ApiError::invalid_session());
         }
@@ -404,10 +495,20 @@ impl Inner {
         if s.dev_key != dev_key || (s.api != api && !cross) || s.partner != partner {
             return Err(ApiError::invalid_session());
         }
-        Ok(SessionView { id: id.into(), org_id: s.org_id.clone(), user_id: s.user_id.clone(), trusted: s.trusted })
+        Ok(SessionView {
+            id: id.into(),
+            org_id: s.org_id.clone(),
+            user_id: s.user_id.clone(),
+            trusted: s.trusted,
+        })
     }
 
-    pub fn partner_session(&mut self, id: &str, app_key: &str, now: u64) -> Result<SessionView, ApiError> {
+    pub fn partner_session(
+        &mut self,
+        id: &str,
+        app_key: &str,
+        now: u64,
+    ) -> Result<SessionView, ApiError> {
         self.live_session(id, app_key, Api::V3, true, now)
     }
 
@@ -429,7 +530,9 @@ impl Inner {
 
     pub fn session_info(&mut self, id: &str, now: u64) -> SessionInfo {
         let valid = self.is_live(id, now);
-        let Some(s) = self.sessions.get(id) else { return SessionInfo::default() };
+        let Some(s) = self.sessions.get(id) else {
+            return SessionInfo::default();
+        };
         SessionInfo {
             known: true,
             valid,
@@ -446,12 +549,15 @@ impl Inner {
 
     pub fn expire_all(&mut self, now: u64) -> usize {
         let ids: Vec<String> = self.sessions.keys().cloned().collect();
-        ids.iter().filter(|id| self.end_session(id, EndReason::Forced, now)).count()
+        ids.iter()
+            .filter(|id| self.end_session(id, EndReason::Forced, now))
+            .count()
     }
 
     fn matching_fault(&mut self, class: FaultTarget) -> Option<Fault> {
         let i = self.faults.iter().position(|f| {
-            f.fault.mode != FaultMode::Refuse && (f.fault.target == FaultTarget::All || f.fault.target == class)
+            f.fault.mode != FaultMode::Refuse
+                && (f.fault.target == FaultTarget::All || f.fault.target == class)
         })?;
         let f = &mut self.faults[i];
         let fault = f.fault.clone();
@@ -465,11 +571,19 @@ impl Inner {
     }
 
     fn refusing(&self) -> bool {
-        self.faults.iter().any(|f| f.fault.mode == FaultMode::Refuse)
+        self.faults
+            .iter()
+            .any(|f| f.fault.mode == FaultMode::Refuse)
     }
 
     pub fn faults(&self) -> Vec<Fault> {
-        self.faults.iter().map(|f| Fault { count: f.remaining, ..f.fault.clone() }).collect()
+        self.faults
+            .iter()
+            .map(|f| Fault {
+                count: f.remaining,
+                ..f.fault.clone()
+            })
+            .collect()
     }
 
     /// Query-string parameters that carry a secret, by name or by value.
@@ -477,7 +591,9 @@ impl Inner {
         const NAMES: [&str; 5] = ["username", "password", "devkey", "sessionid", "appkey"];
         let secret = |v: &str| {
             let hit = |s: &str| !s.is_empty() && (v == s || (s.len() >= 8 && v.contains(s)));
-            self.accounts.iter().any(|a| hit(&a.password) || hit(&a.dev_key) || hit(&a.user_name))
+            self.accounts
+                .iter()
+                .any(|a| hit(&a.password) || hit(&a.dev_key) || hit(&a.user_name))
                 || self.sessions.keys().any(|s| hit(s))
         };
         form_urlencoded::parse(query.as_bytes())
@@ -542,7 +658,12 @@ impl Drop for CallGuard {
 }
 
 impl Shared {
-    pub fn new(settings: Settings, accounts: Vec<Account>, v2_base: String, rt: tokio::runtime::Handle) -> Self {
+    pub fn new(
+        settings: Settings,
+        accounts: Vec<Account>,
+        v2_base: String,
+        rt: tokio::runtime::Handle,
+    ) -> Self {
         let mut inner = Inner::new(settings);
         for a in accounts {
             inner.add_account(a);
@@ -570,16 +691,26 @@ impl Shared {
     /// The checks of every authenticated call, in order: devKey (1102/1103),
     /// session (1109), hourly budget (1144), concurrency (1322), MFA trust (1361).
     /// Requests with a known devKey count toward the budget even when refused.
-    pub fn begin_call(self: &Arc<Self>, dev_key: Option<&str>, session_id: Option<&str>, api: Api, needs_trust: bool) -> Result<CallGuard, ApiError> {
+    pub fn begin_call(
+        self: &Arc<Self>,
+        dev_key: Option<&str>,
+        session_id: Option<&str>,
+        api: Api,
+        needs_trust: bool,
+    ) -> Result<CallGuard, ApiError> {
         let (now, wall) = (self.clock.now_ms(), self.clock.wall_ms());
         let mut g = self.lock();
-        let dk = dev_key.filter(|k| !k.is_empty()).ok_or_else(ApiError::no_dev_key)?;
+        let dk = dev_key
+            .filter(|k| !k.is_empty())
+            .ok_or_else(ApiError::no_dev_key)?;
         g.check_dev_key(dk)?;
         let limit = g.settings.request_limit;
         let w = g.window(dk, wall);
         w.requests += 1;
         let over = w.requests > limit;
-        let sid = session_id.filter(|s| !s.is_empty()).ok_or_else(ApiError::invalid_session)?;
+        let sid = session_id
+            .filter(|s| !s.is_empty())
+            .ok_or_else(ApiError::invalid_session)?;
         let view = g.live_session(sid, dk, api, false, now)?;
         if over {
             return Err(ApiError::request_limit(limit));
@@ -595,7 +726,11 @@ impl Shared {
         }
         g.in_flight.insert(key.clone(), n);
         g.stats.in_flight += 1;
-        Ok(CallGuard { sh: self.clone(), key, view })
+        Ok(CallGuard {
+            sh: self.clone(),
+            key,
+            view,
+        })
     }
 
     pub fn record(&self, r: Record<'_>) {
@@ -657,7 +792,12 @@ impl Shared {
         let t_ms = self.clock.now_ms();
         let mut g = self.lock();
         for (param, reason) in g.pii(query) {
-            g.stats.violations.push(Violation { t_ms, path: path.into(), param, reason: reason.into() });
+            g.stats.violations.push(Violation {
+                t_ms,
+                path: path.into(),
+                param,
+                reason: reason.into(),
+            });
         }
     }
 
@@ -682,7 +822,12 @@ impl Shared {
     }
 
     pub fn log_since(&self, seq: u64) -> Vec<Event> {
-        self.lock().log.iter().filter(|e| e.seq >= seq).cloned().collect()
+        self.lock()
+            .log
+            .iter()
+            .filter(|e| e.seq >= seq)
+            .cloned()
+            .collect()
     }
 
     pub fn session(&self, id: &str) -> SessionInfo {
@@ -712,7 +857,11 @@ impl Shared {
             let mut g = self.lock();
             let in_flight = g.stats.in_flight;
             let issued = std::mem::take(&mut g.stats.sessions_issued);
-            g.stats = Stats { in_flight, sessions_issued: if sessions { Vec::new() } else { issued }, ..Stats::default() };
+            g.stats = Stats {
+                in_flight,
+                sessions_issued: if sessions { Vec::new() } else { issued },
+                ..Stats::default()
+            };
             g.log.clear();
             g.windows.clear();
             g.faults.clear();
@@ -743,7 +892,11 @@ impl Shared {
                         sh.sync_listener();
                     });
                 }
-                g.faults.push(ActiveFault { id, remaining: fault.count, fault });
+                g.faults.push(ActiveFault {
+                    id,
+                    remaining: fault.count,
+                    fault,
+                });
             }
         }
         self.sync_listener();
@@ -752,19 +905,26 @@ impl Shared {
     /// Tells the listener task whether to be open; returns the wanted state.
     fn sync_listener(&self) -> bool {
         let want = !self.lock().refusing();
-        self.listen_want.send_if_modified(|w| std::mem::replace(w, want) != want);
+        self.listen_want
+            .send_if_modified(|w| std::mem::replace(w, want) != want);
         want
     }
 
     pub async fn listener_settled(&self) {
         let want = *self.listen_want.borrow();
-        let _ = self.listen_actual.subscribe().wait_for(|a| *a == want).await;
+        let _ = self
+            .listen_actual
+            .subscribe()
+            .wait_for(|a| *a == want)
+            .await;
     }
 
     /// For callers outside the runtime: waits (bounded) until the listener matches.
     pub fn listener_settled_blocking(&self) {
         let deadline = Instant::now() + Duration::from_secs(5);
-        while *self.listen_actual.borrow() != *self.listen_want.borrow() && Instant::now() < deadline {
+        while *self.listen_actual.borrow() != *self.listen_want.borrow()
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
