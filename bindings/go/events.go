@@ -1,0 +1,107 @@
+package bill
+
+// #include <stdint.h>
+import "C"
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// EventKind says what happened to a session (bill_event).
+type EventKind uint32
+
+// Event kinds; values are those of bill_event in bill.h.
+const (
+	EventRenewed     EventKind = 1 // a new id was installed
+	EventRenewFailed EventKind = 2 // a renewal attempt failed; Status and Detail say why
+	EventExpired     EventKind = 3 // idle past the timeout without a renewal
+	EventClosed      EventKind = 4 // logged out or closed; the last event of the session
+	EventKeptAlive   EventKind = 5 // KeepAlive mode: BILL's idle timer was reset
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventRenewed:
+		return "renewed"
+	case EventRenewFailed:
+		return "renew failed"
+	case EventExpired:
+		return "expired"
+	case EventClosed:
+		return "closed"
+	case EventKeptAlive:
+		return "kept alive"
+	}
+	return "unknown event"
+}
+
+// Event is one session event, as delivered to Options.OnEvent.
+type Event struct {
+	Kind   EventKind
+	Status Status // StatusOK unless the event reports a failure
+	Detail string // libbill's secret-free explanation; "" when there is no error
+}
+
+// The handle table: C gets an integer, never a Go pointer. Handles are never
+// reused, so an event that arrives for a released handle is dropped.
+var (
+	sinksMu  sync.Mutex
+	sinks    = map[uintptr]func(Event){}
+	lastSink uintptr
+
+	// eventsDropped counts events that arrived for an already released
+	// handle (the session was freed before the library stopped emitting).
+	eventsDropped atomic.Int64
+	// callbackPanics counts panics recovered from OnEvent.
+	callbackPanics atomic.Int64
+)
+
+func registerSink(f func(Event)) uintptr {
+	sinksMu.Lock()
+	defer sinksMu.Unlock()
+	lastSink++
+	sinks[lastSink] = f
+	return lastSink
+}
+
+func releaseSink(h uintptr) {
+	if h == 0 {
+		return
+	}
+	sinksMu.Lock()
+	delete(sinks, h)
+	sinksMu.Unlock()
+}
+
+func liveSinks() int {
+	sinksMu.Lock()
+	defer sinksMu.Unlock()
+	return len(sinks)
+}
+
+//export billGoEvent
+func billGoEvent(handle C.uintptr_t, event, status C.uint32_t, detail *C.char) {
+	sinksMu.Lock()
+	f := sinks[uintptr(handle)]
+	sinksMu.Unlock()
+	if f == nil {
+		eventsDropped.Add(1)
+		return
+	}
+	ev := Event{Kind: EventKind(event), Status: Status(status)}
+	if detail != nil {
+		ev.Detail = C.GoString(detail)
+	}
+	deliver(f, ev)
+}
+
+// deliver runs the user's callback; a panic in it must not unwind into C.
+func deliver(f func(Event), ev Event) {
+	defer func() {
+		if r := recover(); r != nil {
+			callbackPanics.Add(1)
+		}
+	}()
+	f(ev)
+}

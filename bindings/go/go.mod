@@ -1,0 +1,3 @@
+module github.com/libbill/libbill/bindings/go
+
+go 1.24
