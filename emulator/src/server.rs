@@ -217,6 +217,7 @@ fn fault_response(sh: &Shared, f: &Fault, api: Api, fd: RawFd) -> Response<EmuBo
 }
 
 async fn handle_main(sh: Arc<Shared>, fd: RawFd, req: Request<Incoming>) -> Response<EmuBody> {
+    let t_ms = sh.now();
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().map(str::to_string);
@@ -245,6 +246,7 @@ async fn handle_main(sh: Arc<Shared>, fd: RawFd, req: Request<Incoming>) -> Resp
     let record = |kind, session_id, code, status, fault: Option<&Fault>| {
         let fault = fault.map(|f| f.mode);
         sh.record(Record {
+            t_ms,
             api,
             class,
             method: req.method.as_str(),

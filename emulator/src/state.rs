@@ -33,11 +33,14 @@ pub enum EventKind {
     Fault,
 }
 
-/// One main-port request, as `GET /_emu/log` shows it.
+/// One main-port request, as `GET /_emu/log` shows it. Listed in the order requests finished.
 #[derive(Clone, Debug, Serialize)]
 pub struct Event {
     pub seq: u64,
+    /// When the request arrived (emulator ms, as `last_seen_ms`).
     pub t_ms: u64,
+    /// When its reply was ready.
+    pub done_ms: u64,
     pub kind: EventKind,
     pub api: Api,
     pub method: String,
@@ -225,6 +228,7 @@ pub(crate) struct Inner {
 
 /// One finished main-port request, for counters and the log.
 pub(crate) struct Record<'a> {
+    pub t_ms: u64,
     pub api: Api,
     pub class: FaultTarget,
     pub method: &'a str,
@@ -734,7 +738,7 @@ impl Shared {
     }
 
     pub fn record(&self, r: Record<'_>) {
-        let t_ms = self.clock.now_ms();
+        let done_ms = self.clock.now_ms();
         let mut g = self.lock();
         let s = &mut g.stats;
         s.requests += 1;
@@ -775,7 +779,8 @@ impl Shared {
         }
         g.log.push_back(Event {
             seq,
-            t_ms,
+            t_ms: r.t_ms,
+            done_ms,
             kind: r.kind,
             api: r.api,
             method: r.method.to_string(),

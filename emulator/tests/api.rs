@@ -536,6 +536,9 @@ fn fourth_concurrent_request_gets_1322() {
         (st.rejected_1322, st.max_in_flight, st.in_flight),
         (2, 4, 0)
     );
+    // t_ms is arrival; done_ms is when the reply was ready.
+    let held = e.log().iter().filter(|ev| ev.done_ms - ev.t_ms >= 4000).count();
+    assert_eq!(held, 3);
 }
 
 #[test]
