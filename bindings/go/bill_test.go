@@ -632,3 +632,66 @@ func TestNoEventAfterClosed(t *testing.T) {
 		t.Skipf("libbill bug: %d event(s) delivered after EVENT_CLOSED for a session freed during a background renewal (events seen before release: %v)", late, got)
 	}
 }
+
+// Close from inside OnEvent: on the caller's goroutine (inside Renew, which
+// is still using the session) and on libbill's background thread. Neither
+// deadlocks; the session is freed once the call using it has returned.
+func TestQuickCloseFromCallback(t *testing.T) {
+	for _, background := range []bool{false, true} {
+		before := liveSessions.Load()
+		var sp atomic.Pointer[Session]
+		var closedIn atomic.Bool
+		o := demoOptions(V3)
+		if background {
+			o.IdleTimeout = 600 * time.Millisecond
+			o.RenewMargin = 300 * time.Millisecond
+		}
+		o.OnEvent = func(ev Event) {
+			if s := sp.Load(); ev.Kind == EventRenewed && s != nil {
+				_ = s.Close()
+				closedIn.Store(true)
+			}
+		}
+		s, err := Login(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sp.Store(s)
+		if !background {
+			if err := s.Renew(); err != nil {
+				t.Fatalf("Renew: %v", err)
+			}
+		}
+		waitFor(t, "Close inside the callback", 5*time.Second, closedIn.Load)
+		waitFor(t, "the C session to be freed", 5*time.Second, func() bool { return liveSessions.Load() == before })
+		wantErr(t, s.Touch(), ErrClosed)
+	}
+}
+
+func TestQuickKeepAliveMode(t *testing.T) {
+	var kept atomic.Int64
+	o := demoOptions(V3)
+	o.RefreshMode = KeepAlive
+	o.IdleTimeout = 600 * time.Millisecond
+	o.RenewMargin = 300 * time.Millisecond
+	o.OnEvent = func(ev Event) {
+		if ev.Kind == EventKeptAlive {
+			kept.Add(1)
+		}
+	}
+	s := mustLogin(t, o)
+	id := mustID(t, s)
+	waitFor(t, "two keep-alives", 5*time.Second, func() bool { return kept.Load() >= 2 })
+	if now := mustID(t, s); now != id {
+		t.Fatal("KeepAlive mode changed the id")
+	}
+}
+
+func TestQuickAPIError(t *testing.T) {
+	s := mustLogin(t, demoOptions(V3))
+	// libbill passes the body through; BILL (the emulator) rejects it.
+	_, err := s.Call(context.Background(), "POST", "vendors", []byte("{not json"))
+	if e := wantErr(t, err, ErrAPI); e.Code != "BDC_1122" {
+		t.Fatalf("Code = %q, want BDC_1122 (%v)", e.Code, err)
+	}
+}
