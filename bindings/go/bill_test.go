@@ -350,15 +350,8 @@ func TestQuickSentinels(t *testing.T) {
 // Many goroutines read the id while the background thread renews it: every
 // read gives a non-empty id that the emulator accepts at that moment.
 func TestConcurrentIDsDuringRenewals(t *testing.T) {
-	var renewed atomic.Int64
-	o := demoOptions(V3)
-	o.IdleTimeout = 1500 * time.Millisecond
-	o.RenewMargin = 700 * time.Millisecond
-	o.OnEvent = func(ev Event) {
-		if ev.Kind == EventRenewed {
-			renewed.Add(1)
-		}
-	}
+	o := timedOptions(Relogin, 1500*time.Millisecond, 700*time.Millisecond)
+	renewed := countEvents(&o, EventRenewed)
 	s := mustLogin(t, o)
 	var reads, bad atomic.Int64
 	var seen sync.Map
@@ -455,16 +448,8 @@ func TestConcurrentRecoveryIsSingleFlight(t *testing.T) {
 // LAZY mode: once idle past the timeout, ID reports ErrSessionExpired; Call
 // signs in again.
 func TestExpiredSession(t *testing.T) {
-	var expired atomic.Bool
-	o := demoOptions(V3)
-	o.RefreshMode = Lazy
-	o.IdleTimeout = 300 * time.Millisecond
-	o.RenewMargin = 100 * time.Millisecond
-	o.OnEvent = func(ev Event) {
-		if ev.Kind == EventExpired {
-			expired.Store(true)
-		}
-	}
+	o := timedOptions(Lazy, 300*time.Millisecond, 100*time.Millisecond)
+	expired := countEvents(&o, EventExpired)
 	s := mustLogin(t, o)
 	waitFor(t, "ID to report expiry", 5*time.Second, func() bool {
 		_, err := s.ID()
@@ -473,7 +458,7 @@ func TestExpiredSession(t *testing.T) {
 	_, err := s.ID()
 	wantErr(t, err, ErrSessionExpired)
 	wantErr(t, s.Touch(), ErrSessionExpired)
-	waitFor(t, "the EXPIRED event", 5*time.Second, expired.Load)
+	waitFor(t, "the EXPIRED event", 5*time.Second, func() bool { return expired.Load() > 0 })
 	if st, err := s.State(); err != nil || st != StateExpired {
 		t.Fatalf("State() = %v, %v", st, err)
 	}
@@ -669,16 +654,8 @@ func TestQuickCloseFromCallback(t *testing.T) {
 }
 
 func TestQuickKeepAliveMode(t *testing.T) {
-	var kept atomic.Int64
-	o := demoOptions(V3)
-	o.RefreshMode = KeepAlive
-	o.IdleTimeout = 600 * time.Millisecond
-	o.RenewMargin = 300 * time.Millisecond
-	o.OnEvent = func(ev Event) {
-		if ev.Kind == EventKeptAlive {
-			kept.Add(1)
-		}
-	}
+	o := timedOptions(KeepAlive, 600*time.Millisecond, 300*time.Millisecond)
+	kept := countEvents(&o, EventKeptAlive)
 	s := mustLogin(t, o)
 	id := mustID(t, s)
 	waitFor(t, "two keep-alives", 5*time.Second, func() bool { return kept.Load() >= 2 })
@@ -694,4 +671,24 @@ func TestQuickAPIError(t *testing.T) {
 	if e := wantErr(t, err, ErrAPI); e.Code != "BDC_1122" {
 		t.Fatalf("Code = %q, want BDC_1122 (%v)", e.Code, err)
 	}
+}
+
+// timedOptions are demo options with a short idle timeout and margin.
+func timedOptions(mode RefreshMode, idle, margin time.Duration) Options {
+	o := demoOptions(V3)
+	o.RefreshMode = mode
+	o.IdleTimeout = idle
+	o.RenewMargin = margin
+	return o
+}
+
+// countEvents sets o.OnEvent to count the events of one kind.
+func countEvents(o *Options, kind EventKind) *atomic.Int64 {
+	var n atomic.Int64
+	o.OnEvent = func(ev Event) {
+		if ev.Kind == kind {
+			n.Add(1)
+		}
+	}
+	return &n
 }
