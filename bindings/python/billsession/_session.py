@@ -1,0 +1,651 @@
+"""Settings, login() and Session: thin wrappers over libbill's C API.
+
+Nothing here re-implements libbill's logic (renewal, retries, single
+flight, rate limits, error classification): every decision is made by the C
+library. This module only converts Python values to C arguments and back,
+manages handle lifetimes and turns statuses into exceptions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from ctypes import byref, c_bool, c_size_t, c_uint8, c_uint16, c_uint32, create_string_buffer
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Final, NoReturn, Union, overload
+
+from ._errors import (
+    BillError,
+    ClosedError,
+    InCallbackError,
+    InvalidArgError,
+    ProtocolError,
+    error_for,
+    error_from_last,
+    read_text,
+)
+from ._ffi import EVENT_FN, OptionsP, ResponseP, SessionP, lib
+from ._types import Api, Environment, Event, EventKind, RefreshMode, SignInKind, State, Status, _enum_or_int
+
+__all__ = ["Body", "Duration", "EventHandler", "Secret", "Session", "Settings", "login"]
+
+#: A secret: str, bytes or bytearray. A bytearray is zeroed once login() has handed it to libbill.
+Secret = Union[str, bytes, bytearray]
+#: A duration: seconds (int or float) or a datetime.timedelta.
+Duration = Union[float, int, timedelta]
+#: A call body: dict/list (sent as JSON), str or bytes (sent as is), or None (empty).
+Body = Union[dict[str, Any], list[Any], str, bytes, bytearray, memoryview, None]
+#: The event callback: called with one Event; its return value is ignored.
+EventHandler = Callable[[Event], object]
+
+_U32_MAX: Final = 2**32 - 1
+_U64_MAX: Final = 2**64 - 1
+_SIZE_MAX: Final = 2 ** (8 * ctypes.sizeof(c_size_t)) - 1
+
+_REFRESH: Final = {"relogin": RefreshMode.RELOGIN, "keepalive": RefreshMode.KEEPALIVE, "lazy": RefreshMode.LAZY}
+_SIGN_IN: Final = {"password": SignInKind.PASSWORD, "sync_token": SignInKind.SYNC_TOKEN}
+_ENVIRONMENT: Final = {"production": Environment.PRODUCTION, "sandbox": Environment.SANDBOX}
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Settings:
+    """Everything login() needs. Secrets are kept out of ``repr``.
+
+    Durations are seconds (int/float) or ``datetime.timedelta``; None keeps
+    libbill's default. A bytearray secret is zeroed by login(), whether it
+    succeeds or not, so a Settings holding one can be used for one login.
+    """
+
+    user_name: Secret = field(repr=False)
+    password: Secret = field(repr=False)
+    org_id: str
+    dev_key: Secret = field(repr=False)
+    api: int = Api.V3
+    base_url: str | None = None
+    environment: str | int = "production"
+    idle_timeout: Duration | None = None
+    renew_margin: Duration | None = None
+    connect_timeout: Duration | None = None
+    request_timeout: Duration | None = None
+    refresh: str | int = "relogin"
+    sign_in: str | int = "password"
+    mfa_remember_id: Secret | None = field(default=None, repr=False)
+    mfa_device: str | None = None
+    ca_file: str | os.PathLike[str] | None = None
+    max_response_bytes: int | None = None
+    #: (count, window): at most ``count`` sign-ins per ``window`` for this devKey in the process.
+    sign_in_budget: tuple[int, Duration] | None = None
+    max_in_flight: int | None = None
+    #: Extra hosts v2's apiEndPoint may point at (HTTPS only).
+    api_endpoint_hosts: Sequence[str] = ()
+    on_event: EventHandler | None = None
+
+
+# ---------------------------------------------------------------------------
+# Argument conversion (Python value -> C argument). Range checks stay in C;
+# here only what ctypes cannot express (negative numbers, NUL bytes, types).
+
+
+def _invalid(msg: str) -> NoReturn:
+    raise InvalidArgError(msg)
+
+
+def _uint(name: str, value: object, limit: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int")
+    if value < 0 or value > limit:
+        _invalid(f"{name} is out of range")
+    return int(value)
+
+
+def _ms(name: str, value: object) -> int:
+    if isinstance(value, timedelta):
+        ms = round(value / timedelta(milliseconds=1))
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            _invalid(f"{name} must be a finite duration")
+        ms = round(value * 1000)
+    else:
+        raise TypeError(f"{name} must be seconds (int or float) or a datetime.timedelta")
+    if ms < 0 or ms > _U64_MAX:
+        _invalid(f"{name} must be a non-negative duration")
+    return ms
+
+
+def _choice(name: str, value: object, names: dict[str, int]) -> int:
+    if isinstance(value, str):
+        key = value.strip().lower().replace("-", "_")
+        if key not in names:
+            _invalid(f"{name} must be one of {', '.join(repr(n) for n in names)}")
+        return names[key]
+    return _uint(name, value, _U32_MAX)
+
+
+def _text(name: str, value: object) -> bytes:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, str):
+        data = value.encode("utf-8")
+    elif isinstance(value, bytes):
+        data = value
+    else:
+        raise TypeError(f"{name} must be a str")
+    if b"\0" in data:
+        _invalid(f"{name} must not contain a NUL character")
+    return data
+
+
+def _secret_buffer(name: str, value: object) -> tuple[bytearray, bool]:
+    """The secret as a bytearray, and whether it is the caller's own (to be wiped by login)."""
+    if isinstance(value, bytearray):
+        return value, True
+    if isinstance(value, str):
+        return bytearray(value, "utf-8"), False
+    if isinstance(value, bytes):
+        return bytearray(value), False
+    raise TypeError(f"{name} must be str, bytes or bytearray")
+
+
+def _wipe(buf: bytearray) -> None:
+    n = len(buf)
+    if n:
+        view = (c_uint8 * n).from_buffer(buf)
+        lib.bill_wipe(view, n)
+        del view
+
+
+def _check(status: int) -> None:
+    if status != Status.OK:
+        raise error_from_last(status)
+
+
+# ---------------------------------------------------------------------------
+# Event callbacks.
+#
+# The C function pointer handed to libbill must stay valid for as long as
+# libbill may call it. It is owned by the Session and released only after
+# bill_session_free() returned, and then only once no background renewal of
+# that session can still be running (see _retire()).
+
+_tls = threading.local()
+
+
+def _in_callback() -> bool:
+    return bool(getattr(_tls, "depth", 0))
+
+
+class _Hook:
+    """Forwards C events to the user's callable. Holds no reference to the Session."""
+
+    __slots__ = ("target", "thunk", "grace", "__weakref__")
+
+    def __init__(self, target: EventHandler, grace: float) -> None:
+        self.target: EventHandler | None = target
+        self.grace = grace
+        self.thunk = EVENT_FN(self._deliver)
+
+    def _deliver(self, _user_data: int | None, kind: int, status: int, detail: bytes | None) -> None:
+        target = self.target
+        if target is None:
+            return
+        event = Event(
+            kind=_enum_or_int(EventKind, kind),
+            status=_enum_or_int(Status, status),
+            detail=(detail or b"").decode("utf-8", "replace"),
+        )
+        _tls.depth = getattr(_tls, "depth", 0) + 1
+        try:
+            # An exception here propagates to ctypes, which reports it through
+            # sys.unraisablehook and returns normally to libbill: the
+            # background thread carries on and later events still arrive.
+            target(event)
+        finally:
+            _tls.depth -= 1
+
+
+_registry_lock = threading.Lock()
+_live_sessions = 0
+_retired: list[tuple[float, _Hook]] = []
+
+
+def _session_opened() -> None:
+    global _live_sessions
+    with _registry_lock:
+        _live_sessions += 1
+
+
+def _session_freed(hook: _Hook | None) -> None:
+    """Called after bill_session_free() returned."""
+    global _live_sessions
+    now = time.monotonic()
+    with _registry_lock:
+        _live_sessions -= 1
+        if hook is not None:
+            hook.target = None  # drop the user's callable (and whatever it holds) now
+            _retired.append((now + hook.grace, hook))
+        if _live_sessions == 0:
+            # The last bill_session_free() joined libbill's background thread:
+            # nothing can call an old callback any more.
+            _retired.clear()
+        else:
+            # A renewal that was already running when its session was freed
+            # can still deliver one event (see the README); keep the thunk
+            # until such a renewal must have ended.
+            _retired[:] = [(t, h) for (t, h) in _retired if t > now]
+
+
+# ---------------------------------------------------------------------------
+
+
+def _build_options(s: Settings, hook: _Hook | None) -> Any:
+    """A new bill_options* for ``s``; the caller frees it. Wipes the caller's bytearrays."""
+    owned: list[bytearray] = []  # caller's bytearrays: wiped at the end, success or not
+    temps: list[bytearray] = []  # our own copies: wiped too
+    opts = OptionsP()
+    try:
+        _check(lib.bill_options_new(byref(opts)))
+        try:
+
+            def secret(fn: Any, name: str, value: object) -> None:
+                buf, theirs = _secret_buffer(name, value)
+                (owned if theirs else temps).append(buf)
+                n = len(buf)
+                view = (c_uint8 * n).from_buffer(buf) if n else None
+                try:
+                    _check(fn(opts, view, n))
+                finally:
+                    del view
+
+            secret(lib.bill_options_set_user_name, "user_name", s.user_name)
+            secret(lib.bill_options_set_password, "password", s.password)
+            secret(lib.bill_options_set_dev_key, "dev_key", s.dev_key)
+            _check(lib.bill_options_set_org_id(opts, _text("org_id", s.org_id)))
+            _check(lib.bill_options_set_api_version(opts, _uint("api", s.api, _U32_MAX)))
+            _check(lib.bill_options_set_environment(opts, _choice("environment", s.environment, dict(_ENVIRONMENT))))
+            if s.base_url is not None:
+                _check(lib.bill_options_set_base_url(opts, _text("base_url", s.base_url)))
+            for name, fn in (
+                ("idle_timeout", lib.bill_options_set_idle_timeout_ms),
+                ("renew_margin", lib.bill_options_set_renew_margin_ms),
+                ("connect_timeout", lib.bill_options_set_connect_timeout_ms),
+                ("request_timeout", lib.bill_options_set_request_timeout_ms),
+            ):
+                value = getattr(s, name)
+                if value is not None:
+                    _check(fn(opts, _ms(name, value)))
+            _check(lib.bill_options_set_refresh_mode(opts, _choice("refresh", s.refresh, dict(_REFRESH))))
+            _check(lib.bill_options_set_sign_in_kind(opts, _choice("sign_in", s.sign_in, dict(_SIGN_IN))))
+            if s.mfa_remember_id is not None or s.mfa_device is not None:
+                if s.mfa_remember_id is None or s.mfa_device is None:
+                    _invalid("mfa_remember_id and mfa_device go together")
+                buf, theirs = _secret_buffer("mfa_remember_id", s.mfa_remember_id)
+                (owned if theirs else temps).append(buf)
+                n = len(buf)
+                view = (c_uint8 * n).from_buffer(buf) if n else None
+                try:
+                    _check(lib.bill_options_set_mfa_trust(opts, view, n, _text("mfa_device", s.mfa_device)))
+                finally:
+                    del view
+            if s.ca_file is not None:
+                _check(lib.bill_options_set_ca_file(opts, _text("ca_file", s.ca_file)))
+            if s.max_response_bytes is not None:
+                _check(lib.bill_options_set_max_response_bytes(opts, _uint("max_response_bytes", s.max_response_bytes, _SIZE_MAX)))
+            if s.sign_in_budget is not None:
+                try:
+                    count, window = s.sign_in_budget
+                except (TypeError, ValueError):
+                    raise TypeError("sign_in_budget must be a (count, window) pair") from None
+                _check(
+                    lib.bill_options_set_sign_in_budget(
+                        opts, _uint("sign_in_budget count", count, _U32_MAX), _ms("sign_in_budget window", window)
+                    )
+                )
+            if s.max_in_flight is not None:
+                _check(lib.bill_options_set_max_in_flight(opts, _uint("max_in_flight", s.max_in_flight, _U32_MAX)))
+            if isinstance(s.api_endpoint_hosts, (str, bytes)):
+                raise TypeError("api_endpoint_hosts must be a sequence of host names")
+            for host in s.api_endpoint_hosts:
+                _check(lib.bill_options_allow_api_endpoint_host(opts, _text("api_endpoint_hosts", host)))
+            if hook is not None:
+                _check(lib.bill_options_set_event_callback(opts, hook.thunk, None))
+        except BaseException:
+            lib.bill_options_free(opts)
+            raise
+        return opts
+    finally:
+        for buf in owned + temps:
+            _wipe(buf)
+
+
+def _grace_seconds(s: Settings) -> float:
+    """An upper bound on one background renewal: a few requests, each bounded by the timeouts."""
+    request = _ms("request_timeout", s.request_timeout) / 1000 if s.request_timeout is not None else 30.0
+    connect = _ms("connect_timeout", s.connect_timeout) / 1000 if s.connect_timeout is not None else 10.0
+    return 3 * (request + connect) + 5.0
+
+
+@overload
+def login(settings: Settings, /) -> Session: ...
+
+
+@overload
+def login(
+    *,
+    user_name: Secret,
+    password: Secret,
+    org_id: str,
+    dev_key: Secret,
+    api: int = 3,
+    base_url: str | None = None,
+    environment: str | int = "production",
+    idle_timeout: Duration | None = None,
+    renew_margin: Duration | None = None,
+    connect_timeout: Duration | None = None,
+    request_timeout: Duration | None = None,
+    refresh: str | int = "relogin",
+    sign_in: str | int = "password",
+    mfa_remember_id: Secret | None = None,
+    mfa_device: str | None = None,
+    ca_file: str | os.PathLike[str] | None = None,
+    max_response_bytes: int | None = None,
+    sign_in_budget: tuple[int, Duration] | None = None,
+    max_in_flight: int | None = None,
+    api_endpoint_hosts: Sequence[str] = (),
+    on_event: EventHandler | None = None,
+) -> Session: ...
+
+
+def login(settings: Settings | None = None, /, **kwargs: Any) -> Session:
+    """Signs in (bill_login) and returns a Session that libbill keeps signed in.
+
+    Pass either a :class:`Settings` or the same fields as keyword arguments.
+    Blocks for the sign-in. Raises a :class:`BillError` subclass on failure
+    (AuthError, NetworkError, ...), or TypeError for arguments of the wrong type.
+    """
+    if settings is None:
+        settings = Settings(**kwargs)
+    elif kwargs:
+        raise TypeError("login() takes either a Settings object or keyword arguments, not both")
+    elif not isinstance(settings, Settings):
+        raise TypeError("login() takes a billsession.Settings object")
+    if _in_callback():
+        raise InCallbackError("login() cannot be called inside an event callback")
+    hook = _Hook(settings.on_event, _grace_seconds(settings)) if settings.on_event is not None else None
+    opts = _build_options(settings, hook)
+    handle = SessionP()
+    try:
+        status = int(lib.bill_login(opts, byref(handle)))
+        if status != Status.OK:
+            raise error_from_last(status)
+    finally:
+        lib.bill_options_free(opts)
+    return Session(handle, Api(settings.api), hook)
+
+
+def _encode_body(body: Body) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, (dict, list, tuple)):
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return bytes(body)
+    raise TypeError("body must be a dict or list (sent as JSON), str, bytes or None")
+
+
+class Session:
+    """A signed-in BILL session kept alive by libbill. Create it with :func:`login`.
+
+    All methods are thread-safe. ``close()`` (or leaving a ``with`` block)
+    frees the C session without contacting BILL; ``logout()`` signs out on
+    the server first. After either, methods raise :class:`ClosedError`.
+    """
+
+    def __init__(self, handle: Any, api: Api, hook: _Hook | None) -> None:
+        """Internal: use :func:`login`."""
+        self._handle: Any = handle
+        self._api = api
+        self._hook = hook
+        self._cond = threading.Condition(threading.Lock())
+        self._active = 0
+        self._closing = False
+        self._freed = False
+        self._logged_out = False
+        _session_opened()
+
+    # -- handle lifetime -----------------------------------------------------
+
+    def _enter(self) -> Any:
+        with self._cond:
+            if self._closing:
+                raise ClosedError("the session was closed")
+            self._active += 1
+            return self._handle
+
+    @contextlib.contextmanager
+    def _using(self) -> Iterator[Any]:
+        """The C handle, kept from being freed until the block ends."""
+        h = self._enter()
+        try:
+            yield h
+        finally:
+            self._leave()
+
+    def _leave(self) -> None:
+        with self._cond:
+            self._active -= 1
+            if self._active == 0 and self._closing:
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        """Stops renewals and frees the session (bill_session_free), without contacting BILL.
+
+        Idempotent and thread-safe: waits for calls in progress on other
+        threads to return first, and a second concurrent close() waits for the
+        first. Cannot be called from inside an event callback (InCallbackError).
+        """
+        if _in_callback():
+            raise InCallbackError("close() cannot be called inside an event callback")
+        with self._cond:
+            if self._closing:
+                while not self._freed:
+                    self._cond.wait()
+                return
+            self._closing = True
+            while self._active:
+                self._cond.wait()
+            handle, self._handle = self._handle, None
+        self._free(handle)
+
+    def _free(self, handle: Any) -> None:
+        try:
+            lib.bill_session_free(handle)
+        finally:
+            _session_freed(self._hook)
+            self._hook = None
+            with self._cond:
+                self._freed = True
+                self._cond.notify_all()
+
+    def __del__(self) -> None:
+        cond = getattr(self, "_cond", None)
+        if cond is None or getattr(self, "_closing", True):
+            return
+        try:
+            with cond:
+                self._closing = True
+                handle, self._handle = self._handle, None
+            if _in_callback():
+                # Freeing the last session joins libbill's background thread,
+                # which is this very thread: hand the free to another one.
+                threading.Thread(target=self._free, args=(handle,), name="billsession-free", daemon=True).start()
+            else:
+                self._free(handle)
+        except Exception:  # interpreter shutdown and the like: never raise from __del__
+            pass
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a billsession.Session cannot be pickled or copied")
+
+    def __repr__(self) -> str:
+        if self._closing:
+            return f"<billsession.Session api=v{int(self._api)} closed>"
+        try:
+            state = self.state.name
+        except BillError:
+            state = "?"
+        return f"<billsession.Session api=v{int(self._api)} state={state}>"
+
+    # -- properties ------------------------------------------------------------
+
+    @property
+    def api(self) -> Api:
+        """The BILL API version this session signed in with."""
+        return self._api
+
+    @property
+    def closed(self) -> bool:
+        """True after close() or logout()."""
+        return self._closing or self._logged_out
+
+    @property
+    def id(self) -> str:
+        """The current session id (bill_session_id). Never waits on the network.
+
+        The id is a secret: do not log it. Raises SessionExpiredError when the
+        session idled past its timeout, ClosedError after logout/close.
+        """
+        with self._using() as h:
+            cap = 96
+            for _ in range(16):
+                buf = create_string_buffer(cap)
+                n = c_size_t(0)
+                status = int(lib.bill_session_id(h, buf, cap, byref(n)))
+                if status == Status.OK:
+                    try:
+                        return ctypes.string_at(buf, n.value).decode("utf-8")
+                    finally:
+                        lib.bill_wipe(buf, cap)
+                err = error_from_last(status) if status != Status.ERR_BUFFER_TOO_SMALL else None
+                lib.bill_wipe(buf, cap)
+                if err is not None:
+                    raise err
+                cap = n.value if n.value > cap else cap * 2
+            raise error_for(Status.ERR_BUFFER_TOO_SMALL, "the session id kept growing")
+
+    @property
+    def state(self) -> State:
+        """The session's :class:`State` (bill_session_state). Never blocks."""
+        with self._using() as h:
+            out = c_uint32(0)
+            _check(lib.bill_session_state(h, byref(out)))
+            return State(out.value)
+
+    @property
+    def trusted(self) -> bool:
+        """Whether BILL reported the current session as MFA-trusted (bill_session_trusted)."""
+        with self._using() as h:
+            out = c_bool(False)
+            _check(lib.bill_session_trusted(h, byref(out)))
+            return bool(out.value)
+
+    @property
+    def last_renew_error(self) -> BillError | None:
+        """The most recent renewal failure as an exception object (not raised), or None."""
+        with self._using() as h:
+            st = c_uint32(0)
+            detail = read_text(lib.bill_session_error, h, byref(st), raise_errors=True)
+            if st.value == Status.OK:
+                return None
+            code = detail.split(":", 1)[0] if detail.startswith("BDC_") else None
+            return error_for(st.value, detail, code)
+
+    # -- actions ---------------------------------------------------------------
+
+    def touch(self) -> None:
+        """Records use of the session (bill_touch), postponing renewal. Cheap; any thread."""
+        with self._using() as h:
+            _check(lib.bill_touch(h))
+
+    def renew(self) -> None:
+        """Signs in again now (bill_renew); threads calling at once share one sign-in."""
+        with self._using() as h:
+            _check(lib.bill_renew(h))
+
+    def call_raw(self, method: str | None, path: str, body: Body = None) -> tuple[int, bytes]:
+        """Makes an authenticated call (bill_call) and returns (HTTP status, reply body).
+
+        v3: ``method`` GET/POST/PUT/PATCH/DELETE, ``path`` below ``{base}/v3/``
+        (e.g. ``"vendors?max=20"``). v2: ``method`` None or "POST", ``path``
+        such as ``"List/Vendor"``, ``body`` the ``data`` JSON. libbill
+        recovers from an expired session with one shared sign-in.
+        """
+        m = _text("method", method) if method is not None else None
+        p = _text("path", path)
+        data = _encode_body(body)
+        n = len(data)
+        buf = (c_uint8 * n).from_buffer_copy(data) if n else None
+        resp = ResponseP()
+        try:
+            with self._using() as h:
+                status = int(lib.bill_call(h, m, p, buf, n, byref(resp)))
+                if status != Status.OK:
+                    raise error_from_last(status)
+        finally:
+            if buf is not None:
+                lib.bill_wipe(buf, n)  # the body may be sensitive: do not leave a copy behind
+        try:
+            ptr = ctypes.POINTER(c_uint8)()
+            length = c_size_t(0)
+            _check(lib.bill_response_body(resp, byref(ptr), byref(length)))
+            reply = ctypes.string_at(ptr, length.value) if length.value else b""
+            http = c_uint16(0)
+            _check(lib.bill_response_http_status(resp, byref(http)))
+            return int(http.value), reply
+        finally:
+            lib.bill_response_free(resp)
+
+    def call(self, method: str | None, path: str, body: Body = None) -> Any:
+        """Like :meth:`call_raw`, but returns the reply parsed as JSON (None for an empty reply).
+
+        v2 replies are BILL's whole envelope (``response_status``,
+        ``response_message``, ``response_data``).
+        """
+        http, reply = self.call_raw(method, path, body)
+        if not reply.strip():
+            return None
+        try:
+            return json.loads(reply)
+        except ValueError:
+            raise ProtocolError(f"the reply is not JSON (HTTP {http})") from None
+
+    def logout(self) -> None:
+        """Signs out on BILL's side (bill_logout) and stops renewals.
+
+        The session is closed afterwards even when this raises (the server
+        could not confirm). Still free it with close() or a ``with`` block.
+        """
+        if _in_callback():
+            raise InCallbackError("logout() cannot be called inside an event callback")
+        with self._using() as h:
+            status = int(lib.bill_logout(h))
+            self._logged_out = True
+            if status != Status.OK:
+                raise error_from_last(status)
