@@ -18,10 +18,10 @@ test-go: build pc-local | $(BUILD)
 	cd bindings/go && $(GO_STATIC_ENV) $(GO) vet -tags bill_nolink ./...
 	cd bindings/go && $(GO_ENV) $(GO) test -race -count=1 -timeout 300s ./...
 	cd bindings/go && GOGC=1 $(GO_ENV) $(GO) test -count=1 -timeout 300s -run Quick ./...
-	cd examples/go && $(GO_ENV) $(GO) vet ./... && $(GO_ENV) $(GO) build -o $(BUILD)/go-quickstart ./quickstart
+	cd examples/go && $(GO_ENV) $(GO) vet ./... && $(GO_ENV) $(GO) build -buildvcs=false -o $(BUILD)/go-quickstart ./quickstart
 	$(GO_ENV) scripts/with-emulator.sh -- $(BUILD)/go-quickstart
 	$(GO_ENV) scripts/with-emulator.sh -- sh -c 'BILL_API=2 BILL_BASE_URL=$$BILL_V2_BASE_URL exec $(BUILD)/go-quickstart'
-	cd examples/go && $(GO_STATIC_ENV) $(GO) build -tags bill_nolink -o $(BUILD)/go-quickstart-static ./quickstart
+	cd examples/go && $(GO_STATIC_ENV) $(GO) build -buildvcs=false -tags bill_nolink -o $(BUILD)/go-quickstart-static ./quickstart
 	@if ldd $(BUILD)/go-quickstart-static | grep -q libbill; then \
 	  echo "go-quickstart-static still links libbill.so"; ldd $(BUILD)/go-quickstart-static; exit 1; fi
 	env -u LD_LIBRARY_PATH scripts/with-emulator.sh -- $(BUILD)/go-quickstart-static

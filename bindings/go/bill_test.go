@@ -692,3 +692,57 @@ func countEvents(o *Options, kind EventKind) *atomic.Int64 {
 	}
 	return &n
 }
+
+func TestQuickIDBufferGrows(t *testing.T) {
+	s := mustLogin(t, demoOptions(V3))
+	want := mustID(t, s)
+	defer func(n int) { idBufSize = n }(idBufSize)
+	idBufSize = 4
+	if got := mustID(t, s); got != want {
+		t.Fatalf("ID with a small first buffer = %q, want %q", got, want)
+	}
+}
+
+// A background renewal that BILL refuses with HTTP 500: RENEW_FAILED carries
+// the status and detail, LastRenewError reports it, and the session recovers
+// once BILL does.
+func TestRenewFailedEvent(t *testing.T) {
+	o := timedOptions(Relogin, 1200*time.Millisecond, 600*time.Millisecond)
+	var mu sync.Mutex
+	var failed []Event
+	var renewed atomic.Int64
+	o.OnEvent = func(ev Event) {
+		switch ev.Kind {
+		case EventRenewFailed:
+			mu.Lock()
+			failed = append(failed, ev)
+			mu.Unlock()
+		case EventRenewed:
+			renewed.Add(1)
+		}
+	}
+	s := mustLogin(t, o)
+	emu.post(t, "/_emu/faults", map[string]any{"mode": "http500", "target": "login"}, nil)
+	t.Cleanup(func() { emu.post(t, "/_emu/faults", map[string]any{"mode": "none"}, nil) })
+	waitFor(t, "RENEW_FAILED", 5*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(failed) > 0
+	})
+	mu.Lock()
+	ev := failed[0]
+	mu.Unlock()
+	if ev.Status != StatusServer || ev.Detail == "" {
+		t.Fatalf("RENEW_FAILED event %+v", ev)
+	}
+	wantErr(t, s.LastRenewError(), ErrServer)
+	if st, err := s.State(); err != nil || (st != StateRenewing && st != StateExpired) {
+		t.Fatalf("State during failing renewals = %v, %v", st, err)
+	}
+	base := renewed.Load()
+	emu.post(t, "/_emu/faults", map[string]any{"mode": "none"}, nil)
+	waitFor(t, "a renewal after BILL recovers", 10*time.Second, func() bool { return renewed.Load() > base })
+	if id := mustID(t, s); !emu.session(t, id).Valid {
+		t.Fatal("the renewed id is not valid")
+	}
+}

@@ -76,6 +76,9 @@ type handle struct {
 
 const closingBit = int64(1) << 48
 
+// idBufSize is the first buffer size IDBytes tries (BILL ids are far shorter).
+var idBufSize = 128
+
 // liveSessions counts C sessions created by Login and not yet freed.
 var liveSessions atomic.Int64
 
@@ -192,7 +195,7 @@ func (s *Session) ID() (string, error) {
 // IDBytes is ID as a new slice owned by the caller, who may wipe it (clear(b)).
 func (s *Session) IDBytes() ([]byte, error) {
 	var id []byte
-	size := C.size_t(128)
+	size := C.size_t(idBufSize)
 	for {
 		var n C.size_t
 		retry := false
