@@ -99,6 +99,14 @@ struct Flight {
     next_retry_ns: u64,
 }
 
+/// Serialises event delivery per session so that CLOSED is always the last
+/// event: nothing is delivered after it, and it waits for a delivery in progress.
+#[derive(Default)]
+struct Delivery {
+    closed: bool,
+    delivering: Option<std::thread::ThreadId>,
+}
+
 struct Inner {
     cfg: Config,
     transport: Transport,
@@ -113,6 +121,8 @@ struct Inner {
     flight: Mutex<Flight>,
     last_error: Mutex<Option<Error>>,
     sched_key: AtomicU64,
+    delivery: Mutex<Delivery>,
+    delivered: std::sync::Condvar,
 }
 
 /// A BILL session that keeps itself signed in. Dropping it closes it
@@ -165,6 +175,8 @@ impl Session {
             flight: Mutex::new(Flight::default()),
             last_error: Mutex::new(None),
             sched_key: AtomicU64::new(u64::MAX),
+            delivery: Mutex::new(Delivery::default()),
+            delivered: std::sync::Condvar::new(),
         });
         let cur = inner.sign_in(Origin::Caller)?;
         inner.install(cur, &mut lock(&inner.flight));
@@ -301,11 +313,32 @@ impl Inner {
     }
 
     fn emit(&self, ev: Event, err: Option<&Error>) {
-        if let Some(sink) = &self.cfg.opts.events {
-            IN_CALLBACK.with(|c| c.set(true));
-            // A panicking Rust sink must not take down the shared thread.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(ev, err)));
-            IN_CALLBACK.with(|c| c.set(false));
+        let Some(sink) = &self.cfg.opts.events else { return };
+        let me = std::thread::current().id();
+        let mut d = lock(&self.delivery);
+        if d.closed {
+            return;
+        }
+        if ev == Event::Closed {
+            d.closed = true;
+        }
+        // A callback that frees its own session delivers CLOSED inline;
+        // anyone else waits for the delivery in progress.
+        let nested = d.delivering == Some(me);
+        if !nested {
+            while d.delivering.is_some() {
+                d = self.delivered.wait(d).unwrap_or_else(|p| p.into_inner());
+            }
+            d.delivering = Some(me);
+        }
+        drop(d);
+        let was_in_callback = IN_CALLBACK.with(|c| c.replace(true));
+        // A panicking Rust sink must not take down the shared thread.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(ev, err)));
+        IN_CALLBACK.with(|c| c.set(was_in_callback));
+        if !nested {
+            lock(&self.delivery).delivering = None;
+            self.delivered.notify_all();
         }
     }
 
@@ -587,32 +620,35 @@ impl Inner {
         let guard = lock(&self.flight);
         let cur = self.current.swap(None);
         let result = match &cur {
-            Some(c) => {
-                let o = &self.cfg.opts;
-                let r = match o.api {
-                    ApiVersion::V2 => {
-                        let form = v2::session_form(&o.dev_key, &c.id, None);
-                        self.request("POST", &Self::url(&c.base, v2::LOGOUT), &[], Body::Form(form.as_bytes()), |r| {
-                            v2::check_reply(r.status, r.content_type.as_deref(), &r.body)
-                        })
-                    }
-                    ApiVersion::V3 => {
-                        let headers = [("devKey", o.dev_key.expose()), ("sessionId", c.id.expose())];
-                        self.request("POST", &Self::url(&c.base, v3::LOGOUT), &headers, Body::None, |r| v3::check_reply(r.status, &r.body))
-                    }
-                };
-                // A session BILL already dropped is as logged out as it gets.
-                match r {
-                    Err(e) if e.kind == ErrorKind::SessionExpired => Ok(()),
-                    other => other,
-                }
-            }
+            Some(c) => self.sign_out(c),
             None => Ok(()),
         };
         drop(cur);
         drop(guard);
         self.emit(Event::Closed, None);
         result
+    }
+
+    /// Logout.json / POST /v3/logout for one id.
+    fn sign_out(&self, c: &Current) -> Result<()> {
+        let o = &self.cfg.opts;
+        let r = match o.api {
+            ApiVersion::V2 => {
+                let form = v2::session_form(&o.dev_key, &c.id, None);
+                self.request("POST", &Self::url(&c.base, v2::LOGOUT), &[], Body::Form(form.as_bytes()), |r| {
+                    v2::check_reply(r.status, r.content_type.as_deref(), &r.body)
+                })
+            }
+            ApiVersion::V3 => {
+                let headers = [("devKey", o.dev_key.expose()), ("sessionId", c.id.expose())];
+                self.request("POST", &Self::url(&c.base, v3::LOGOUT), &headers, Body::None, |r| v3::check_reply(r.status, &r.body))
+            }
+        };
+        // A session BILL already dropped is as logged out as it gets.
+        match r {
+            Err(e) if e.kind == ErrorKind::SessionExpired => Ok(()),
+            other => other,
+        }
     }
 
     /// Local close: no network. Used by free and drop.
@@ -622,6 +658,8 @@ impl Inner {
         if key != u64::MAX {
             scheduler::unregister(key);
         }
+        // Let a renewal in progress finish (it sees Closed and installs nothing).
+        drop(lock(&self.flight));
         self.current.store(None);
         if notify && was != State::Closed {
             self.emit(Event::Closed, None);
@@ -728,6 +766,13 @@ impl Task for Inner {
             },
             _ => self.sign_in(Origin::Background).map(Some),
         };
+        if self.state() == State::Closed {
+            // Closed while we were signing in: sign the orphan id out, quietly.
+            if let Ok(Some(orphan)) = outcome {
+                let _ = self.sign_out(&orphan);
+            }
+            return None;
+        }
         match outcome {
             Ok(Some(new)) => {
                 self.install(new, &mut flight);

@@ -374,3 +374,33 @@ fn one_background_thread_for_many_sessions() {
     drop(sessions);
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn closed_is_the_last_event_even_with_a_renewal_in_flight() {
+    let e = emulator(1000);
+    let _other = Session::login(&options(&e, "lastev-other", ApiVersion::V3, 60_000, 1000)).unwrap();
+    let mut o = options(&e, "lastev", ApiVersion::V3, 1000, 600);
+    let seen: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let sink = seen.clone();
+    o.events = Some(Arc::new(move |ev, _| {
+        // A slow callback widens any window for a late event.
+        std::thread::sleep(ms(20));
+        sink.lock().unwrap().push(ev);
+    }));
+    let s = Session::login(&o).unwrap();
+    let issued_before = e.stats().sessions_issued.len();
+    e.set_fault(Fault::new(FaultMode::Delay).target(FaultTarget::Login).delay_ms(800).count(1));
+    assert!(wait_until(ms(3000), || s.state() == State::Renewing), "renewal in flight");
+    drop(s);
+    assert_eq!(seen.lock().unwrap().last(), Some(&Event::Closed));
+    std::thread::sleep(ms(1200)); // the held sign-in has completed by now
+    let v = seen.lock().unwrap().clone();
+    assert_eq!(v.iter().filter(|e| **e == Event::Closed).count(), 1);
+    assert_eq!(v.last(), Some(&Event::Closed), "no event after CLOSED: {v:?}");
+    // The id that sign-in produced was signed out, not left to idle at BILL.
+    let issued = e.stats().sessions_issued;
+    if issued.len() > issued_before {
+        let orphan = e.session(issued.last().unwrap());
+        assert!(!orphan.valid, "orphan session still valid: {orphan:?}");
+    }
+}
