@@ -1,10 +1,13 @@
 //! HTTP over ureq: one agent (connection pool, TLS roots) per distinct
-//! transport setting, shared by the sessions that use it.
+//! transport setting, shared by the sessions that use it, and dropped with
+//! the last of them: its pooled connections keep the last requests (sign-in
+//! bodies with the password, devKey and sessionId headers) in their buffers,
+//! which are wiped only when freed (src/alloc.rs).
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use ureq::http;
@@ -22,11 +25,13 @@ struct AgentKey {
     request_timeout: Duration,
 }
 
-static AGENTS: PerProcess<Mutex<HashMap<AgentKey, ureq::Agent>>> = PerProcess::new(|| Mutex::new(HashMap::new()));
+/// Weak: the sessions' `Transport`s own the agents, so the pool and its
+/// buffers go away when no session uses them any more.
+static AGENTS: PerProcess<Mutex<HashMap<AgentKey, Weak<ureq::Agent>>>> = PerProcess::new(|| Mutex::new(HashMap::new()));
 
 #[derive(Clone)]
 pub struct Transport {
-    agent: ureq::Agent,
+    agent: Arc<ureq::Agent>,
     max_response: usize,
 }
 
@@ -53,11 +58,12 @@ impl Transport {
         };
         let agents = AGENTS.get();
         let mut map = agents.1.lock().unwrap_or_else(|p| p.into_inner());
-        let agent = match map.get(&key) {
-            Some(a) => a.clone(),
+        let agent = match map.get(&key).and_then(Weak::upgrade) {
+            Some(a) => a,
             None => {
-                let a = build_agent(&key)?;
-                map.insert(key, a.clone());
+                map.retain(|_, w| w.strong_count() > 0);
+                let a = Arc::new(build_agent(&key)?);
+                map.insert(key, Arc::downgrade(&a));
                 a
             }
         };
@@ -149,12 +155,27 @@ fn map_io_error(e: std::io::Error) -> Error {
     if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<ureq::Error>()) {
         return map_ureq_ref(inner);
     }
+    // A failed TLS handshake (untrusted certificate, wrong name, bad record)
+    // comes from rustls as io::Error(InvalidData) wrapping a rustls::Error,
+    // which ureq passes on as Error::Io: it is a TLS failure, not the network.
+    if let Some(tls) = e.get_ref().and_then(|i| downcast_as(ureq::Error::Rustls, i)) {
+        return Error::new(ErrorKind::Tls, format!("TLS error: {tls}"));
+    }
     use std::io::ErrorKind as K;
     match e.kind() {
         K::TimedOut | K::WouldBlock => Error::new(ErrorKind::Timeout, "timed out reading the reply"),
         K::UnexpectedEof => Error::new(ErrorKind::Network, "connection closed in the middle of the reply"),
         k => Error::new(ErrorKind::Network, format!("network error: {k}")),
     }
+}
+
+/// Downcasts to the type that `variant` wraps (here rustls::Error, which this
+/// crate can name only through ureq's `Error::Rustls` variant).
+fn downcast_as<'a, T: std::error::Error + 'static>(
+    _variant: fn(T) -> ureq::Error,
+    e: &'a (dyn std::error::Error + Send + Sync + 'static),
+) -> Option<&'a T> {
+    e.downcast_ref::<T>()
 }
 
 fn map_ureq_error(e: ureq::Error) -> Error {
