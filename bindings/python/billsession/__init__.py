@@ -12,7 +12,6 @@ ctypes: this package has no compiled code of its own.
 
 from __future__ import annotations
 
-from . import _errors
 from ._errors import (
     APIError,
     AuthError,
@@ -44,25 +43,44 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Api",
+    "APIError",
+    "AuthError",
+    "BillError",
+    "BillTimeoutError",
     "Body",
+    "BufferTooSmallError",
+    "ClosedError",
     "Duration",
     "Environment",
     "Event",
     "EventHandler",
     "EventKind",
+    "ForkedError",
+    "InCallbackError",
+    "InternalError",
+    "InvalidArgError",
+    "library_path",
+    "library_version",
+    "login",
+    "MFARequiredError",
+    "NetworkError",
+    "NullArgError",
+    "PanicError",
+    "ProtocolError",
+    "RateLimitedError",
     "RefreshMode",
+    "ResponseTooLargeError",
     "Secret",
+    "ServerError",
     "Session",
+    "SessionExpiredError",
     "Settings",
     "SignInKind",
     "State",
     "Status",
+    "TLSError",
     "__version__",
-    "library_path",
-    "library_version",
-    "login",
 ]
-__all__ += _errors.__all__  # BillError and one subclass per status
 
 
 def library_version() -> str:

@@ -14,7 +14,6 @@ import json
 import math
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from ctypes import byref, c_bool, c_size_t, c_uint8, c_uint16, c_uint32, create_string_buffer
 from dataclasses import dataclass, field
@@ -171,9 +170,9 @@ def _check(status: int) -> None:
 # Event callbacks.
 #
 # The C function pointer handed to libbill must stay valid for as long as
-# libbill may call it. It is owned by the Session and released only after
-# bill_session_free() returned, and then only once no background renewal of
-# that session can still be running (see _retire()).
+# libbill may call it: until BILL_EVENT_CLOSED, the last event of a session,
+# which bill_session_free() delivers before it returns. So the Session owns
+# the thunk and drops it only after bill_session_free() returned.
 
 _tls = threading.local()
 
@@ -185,11 +184,10 @@ def _in_callback() -> bool:
 class _Hook:
     """Forwards C events to the user's callable. Holds no reference to the Session."""
 
-    __slots__ = ("target", "thunk", "grace", "__weakref__")
+    __slots__ = ("target", "thunk")
 
-    def __init__(self, target: EventHandler, grace: float) -> None:
+    def __init__(self, target: EventHandler) -> None:
         self.target: EventHandler | None = target
-        self.grace = grace
         self.thunk = EVENT_FN(self._deliver)
 
     def _deliver(self, _user_data: int | None, kind: int, status: int, detail: bytes | None) -> None:
@@ -209,37 +207,6 @@ class _Hook:
             target(event)
         finally:
             _tls.depth -= 1
-
-
-_registry_lock = threading.Lock()
-_live_sessions = 0
-_retired: list[tuple[float, _Hook]] = []
-
-
-def _session_opened() -> None:
-    global _live_sessions
-    with _registry_lock:
-        _live_sessions += 1
-
-
-def _session_freed(hook: _Hook | None) -> None:
-    """Called after bill_session_free() returned."""
-    global _live_sessions
-    now = time.monotonic()
-    with _registry_lock:
-        _live_sessions -= 1
-        if hook is not None:
-            hook.target = None  # drop the user's callable (and whatever it holds) now
-            _retired.append((now + hook.grace, hook))
-        if _live_sessions == 0:
-            # The last bill_session_free() joined libbill's background thread:
-            # nothing can call an old callback any more.
-            _retired.clear()
-        else:
-            # A renewal that was already running when its session was freed
-            # can still deliver one event (see the README); keep the thunk
-            # until such a renewal must have ended.
-            _retired[:] = [(t, h) for (t, h) in _retired if t > now]
 
 
 # ---------------------------------------------------------------------------
@@ -325,13 +292,6 @@ def _build_options(s: Settings, hook: _Hook | None) -> Any:
             _wipe(buf)
 
 
-def _grace_seconds(s: Settings) -> float:
-    """An upper bound on one background renewal: a few requests, each bounded by the timeouts."""
-    request = _ms("request_timeout", s.request_timeout) / 1000 if s.request_timeout is not None else 30.0
-    connect = _ms("connect_timeout", s.connect_timeout) / 1000 if s.connect_timeout is not None else 10.0
-    return 3 * (request + connect) + 5.0
-
-
 @overload
 def login(settings: Settings, /) -> Session: ...
 
@@ -378,7 +338,7 @@ def login(settings: Settings | None = None, /, **kwargs: Any) -> Session:
         raise TypeError("login() takes a billsession.Settings object")
     if _in_callback():
         raise InCallbackError("login() cannot be called inside an event callback")
-    hook = _Hook(settings.on_event, _grace_seconds(settings)) if settings.on_event is not None else None
+    hook = _Hook(settings.on_event) if settings.on_event is not None else None
     opts = _build_options(settings, hook)
     handle = SessionP()
     try:
@@ -420,7 +380,6 @@ class Session:
         self._closing = False
         self._freed = False
         self._logged_out = False
-        _session_opened()
 
     # -- handle lifetime -----------------------------------------------------
 
@@ -470,8 +429,9 @@ class Session:
         try:
             lib.bill_session_free(handle)
         finally:
-            _session_freed(self._hook)
-            self._hook = None
+            hook, self._hook = self._hook, None
+            if hook is not None:
+                hook.target = None  # nothing calls it any more; drop the user's callable now
             with self._cond:
                 self._freed = True
                 self._cond.notify_all()

@@ -174,7 +174,9 @@ def test_every_status_has_its_exception_class() -> None:
         if status == billsession.Status.OK:
             continue
         assert status in _BY_STATUS, f"no BillError subclass for {status.name}"
-        assert _BY_STATUS[status].default_status == status
+        cls = _BY_STATUS[status]
+        assert cls.default_status == status
+        assert cls.__name__ in billsession.__all__ and getattr(billsession, cls.__name__) is cls
 
 
 def test_library_version_matches_header() -> None:
