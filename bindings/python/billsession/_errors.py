@@ -16,29 +16,6 @@ from typing import Any, Callable
 from ._ffi import lib
 from ._types import Status
 
-__all__ = [
-    "APIError",
-    "AuthError",
-    "BillError",
-    "BillTimeoutError",
-    "BufferTooSmallError",
-    "ClosedError",
-    "ForkedError",
-    "InCallbackError",
-    "InternalError",
-    "InvalidArgError",
-    "MFARequiredError",
-    "NetworkError",
-    "NullArgError",
-    "PanicError",
-    "ProtocolError",
-    "RateLimitedError",
-    "ResponseTooLargeError",
-    "ServerError",
-    "SessionExpiredError",
-    "TLSError",
-]
-
 _CODE = re.compile(r"^(BDC_\d+)\b")
 
 

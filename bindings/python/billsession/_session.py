@@ -370,6 +370,9 @@ class Session:
     the server first. After either, methods raise :class:`ClosedError`.
     """
 
+    #: First buffer size for ``id``; grown on BILL_ERR_BUFFER_TOO_SMALL.
+    _id_capacity = 96
+
     def __init__(self, handle: Any, api: Api, hook: _Hook | None) -> None:
         """Internal: use :func:`login`."""
         self._handle: Any = handle
@@ -493,7 +496,7 @@ class Session:
         session idled past its timeout, ClosedError after logout/close.
         """
         with self._using() as h:
-            cap = 96
+            cap = self._id_capacity
             for _ in range(16):
                 buf = create_string_buffer(cap)
                 n = c_size_t(0)

@@ -256,3 +256,17 @@ def test_session_cannot_be_pickled(emu: Emulator) -> None:
         with pytest.raises(TypeError):
             pickle.dumps(s)
         assert s.id not in repr(s)
+
+
+def test_id_buffer_grows_on_buffer_too_small(emu: Emulator) -> None:
+    with billsession.login(**creds(emu)) as s:
+        full = s.id
+        s._id_capacity = 4  # far too small: bill_session_id answers BUFFER_TOO_SMALL with the size needed
+        assert s.id == full
+        s._id_capacity = len(full)  # one byte short (the NUL)
+        assert s.id == full
+
+
+def test_empty_secret_is_rejected(emu: Emulator) -> None:
+    with pytest.raises((billsession.NullArgError, billsession.InvalidArgError)):
+        billsession.login(**creds(emu, password=""))
