@@ -11,7 +11,8 @@
  * - A buffer is always followed by its length. Text out is NUL-terminated.
  * - Secrets (userName, password, devKey, MFA ids) go in as (bytes, length),
  *   are copied into storage that is wiped when replaced or freed, and never
- *   appear in an error message, event detail or log.
+ *   appear in an error message, event detail or log. All memory libbill
+ *   frees is wiped first, copies made by its HTTP stack included.
  * - Every _new/login has a _free; _free accepts NULL.
  * - All session functions are thread-safe. Options objects must not be
  *   modified by two threads at once.
@@ -20,13 +21,17 @@
  *   only appended.
  *
  * Undefined behaviour (the short list)
- * - Using a handle after its _free, or freeing it twice (a best-effort check
- *   catches some cases as BILL_ERR_INVALID_ARG).
- * - Freeing a session while another thread is still inside a call on it.
+ * - Using a handle after its _free, freeing it twice, or passing anything
+ *   but a live handle of the right type (a best-effort check catches some
+ *   cases as BILL_ERR_INVALID_ARG); reading a reply body after its _free.
+ * - Freeing a session while a call on it is still running: on another
+ *   thread, or from an event callback of that call.
  * - Passing pointers that do not point to the documented number of bytes,
  *   or text that is not NUL-terminated.
- * - Modifying one bill_options from two threads at once.
- * - An event callback that unwinds (throws) into libbill.
+ * - Modifying one bill_options from two threads at once, or freeing it
+ *   while another thread signs in with it.
+ * - An event callback that unwinds (throws) into libbill, or user_data
+ *   that goes away before the session's BILL_EVENT_CLOSED.
  */
 
 #ifndef BILL_H
@@ -351,7 +356,10 @@ typedef struct bill_session bill_session;
  * `bill_session_error` and the `bill_last_error*` functions. Calls that may
  * block on the network (`bill_login`, `bill_renew`, `bill_call`, `bill_logout`)
  * return BILL_ERR_IN_CALLBACK. Keep it short: it delays every other session's
- * renewals. It must not unwind (throw) into libbill.
+ * renewals. It must not unwind (throw) into libbill. The BILL_EVENT_CLOSED
+ * that `bill_session_free` delivers comes while the handle is being freed:
+ * do not pass the handle to libbill from it (the check for a live handle
+ * answers BILL_ERR_INVALID_ARG).
  */
 typedef void (*bill_event_fn)(void *user_data,
                               bill_event event,
@@ -518,10 +526,11 @@ bill_status bill_options_set_connect_timeout_ms(bill_options *opts, uint64_t ms)
 bill_status bill_options_set_request_timeout_ms(bill_options *opts, uint64_t ms);
 
 /**
- * Trusts only the PEM certificates in the file at `path` (NUL-terminated)
- * instead of the built-in Mozilla roots. The file is read at `bill_login`.
- * NULL restores the built-in roots. Returns BILL_OK, BILL_ERR_NULL_ARG or
- * BILL_ERR_INVALID_ARG.
+ * Trusts only the PEM certificates in the file at `path` (NUL-terminated
+ * UTF-8, 1 to 4096 bytes) instead of the built-in Mozilla roots. The file is
+ * read at `bill_login`, which fails with BILL_ERR_INVALID_ARG if it cannot
+ * be read or holds no certificate. NULL restores the built-in roots.
+ * Returns BILL_OK, BILL_ERR_NULL_ARG (options) or BILL_ERR_INVALID_ARG.
  */
 bill_status bill_options_set_ca_file(bill_options *opts, const char *path);
 
@@ -540,9 +549,11 @@ bill_status bill_options_set_sign_in_kind(bill_options *opts, uint32_t kind);
 /**
  * Signs in as an MFA-trusted device: v2 sends `mfaId` + `deviceId`, v3
  * `rememberMeId` + `device`. `remember_id` is `len` bytes (treated as a
- * secret, wiped); `device` is NUL-terminated. `remember_id` NULL with
- * `len` 0 clears both. Whether BILL accepted the trust is reported by
- * `bill_session_trusted`. Returns BILL_OK, BILL_ERR_NULL_ARG or BILL_ERR_INVALID_ARG.
+ * secret, wiped; same rules as `bill_options_set_user_name`); `device` is
+ * NUL-terminated UTF-8, 1 to 4096 bytes, no control characters.
+ * `remember_id` NULL with `len` 0 clears both (`device` is then ignored).
+ * Whether BILL accepted the trust is reported by `bill_session_trusted`.
+ * Returns BILL_OK, BILL_ERR_NULL_ARG or BILL_ERR_INVALID_ARG.
  */
 bill_status bill_options_set_mfa_trust(bill_options *opts,
                                        const uint8_t *remember_id,
@@ -563,7 +574,8 @@ bill_status bill_options_set_max_response_bytes(bill_options *opts, size_t bytes
  * renewals may use 90% of it; the rest stays for `bill_login` and
  * `bill_renew`. After BDC_1144 nothing signs in for that devKey until the
  * next window. Shared by all sessions with the same devKey in the process.
- * Returns BILL_OK, BILL_ERR_NULL_ARG or BILL_ERR_INVALID_ARG.
+ * `count` at least 1; `window_ms` 100 ms to 30 days. Returns BILL_OK,
+ * BILL_ERR_NULL_ARG or BILL_ERR_INVALID_ARG.
  */
 bill_status bill_options_set_sign_in_budget(bill_options *opts, uint32_t count, uint64_t window_ms);
 
@@ -655,9 +667,13 @@ bill_status bill_renew(bill_session *s);
  * v2: `method` NULL or "POST"; `path` the endpoint, such as "List/Vendor"
  * or "Crud/Read/Bill.json" (sent to `{base}/{path}.json` with the form
  * fields devKey, sessionId and data); `body` the `data` JSON (`body_len` 0
- * sends "{}"). v3: `method` GET, POST, PUT, PATCH or DELETE; `path` below
- * `{base}/v3/`, such as "vendors?max=20" or "/v3/vendors"; `body` JSON or
- * empty; devKey and sessionId go in headers.
+ * sends "{}"). v3: `method` GET, POST, PUT, PATCH or DELETE (NULL is
+ * BILL_ERR_INVALID_ARG); `path` below `{base}/v3/`, such as
+ * "vendors?max=20" or "/v3/vendors"; `body` JSON or empty; devKey and
+ * sessionId go in headers. `path` is printable ASCII without spaces, '#',
+ * backslashes, ".." or "://"; `body` is UTF-8, at most the reply limit
+ * (`bill_options_set_max_response_bytes`); `body` may be NULL when
+ * `body_len` is 0.
  *
  * Waits in line when 3 requests are already in flight for the devKey and
  * organization; retries BDC_1322 with jittered backoff; on BDC_1109 (v3:

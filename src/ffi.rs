@@ -161,7 +161,10 @@ pub enum bill_event {
 /// `bill_session_error` and the `bill_last_error*` functions. Calls that may
 /// block on the network (`bill_login`, `bill_renew`, `bill_call`, `bill_logout`)
 /// return BILL_ERR_IN_CALLBACK. Keep it short: it delays every other session's
-/// renewals. It must not unwind (throw) into libbill.
+/// renewals. It must not unwind (throw) into libbill. The BILL_EVENT_CLOSED
+/// that `bill_session_free` delivers comes while the handle is being freed:
+/// do not pass the handle to libbill from it (the check for a live handle
+/// answers BILL_ERR_INVALID_ARG).
 pub type bill_event_fn =
     Option<unsafe extern "C" fn(user_data: *mut c_void, event: bill_event, status: bill_status, detail: *const c_char)>;
 
@@ -673,10 +676,11 @@ pub unsafe extern "C" fn bill_options_set_request_timeout_ms(opts: *mut bill_opt
     })
 }
 
-/// Trusts only the PEM certificates in the file at `path` (NUL-terminated)
-/// instead of the built-in Mozilla roots. The file is read at `bill_login`.
-/// NULL restores the built-in roots. Returns BILL_OK, BILL_ERR_NULL_ARG or
-/// BILL_ERR_INVALID_ARG.
+/// Trusts only the PEM certificates in the file at `path` (NUL-terminated
+/// UTF-8, 1 to 4096 bytes) instead of the built-in Mozilla roots. The file is
+/// read at `bill_login`, which fails with BILL_ERR_INVALID_ARG if it cannot
+/// be read or holds no certificate. NULL restores the built-in roots.
+/// Returns BILL_OK, BILL_ERR_NULL_ARG (options) or BILL_ERR_INVALID_ARG.
 #[no_mangle]
 pub unsafe extern "C" fn bill_options_set_ca_file(opts: *mut bill_options, path: *const c_char) -> bill_status {
     guard(|| {
@@ -727,9 +731,11 @@ pub unsafe extern "C" fn bill_options_set_sign_in_kind(opts: *mut bill_options, 
 
 /// Signs in as an MFA-trusted device: v2 sends `mfaId` + `deviceId`, v3
 /// `rememberMeId` + `device`. `remember_id` is `len` bytes (treated as a
-/// secret, wiped); `device` is NUL-terminated. `remember_id` NULL with
-/// `len` 0 clears both. Whether BILL accepted the trust is reported by
-/// `bill_session_trusted`. Returns BILL_OK, BILL_ERR_NULL_ARG or BILL_ERR_INVALID_ARG.
+/// secret, wiped; same rules as `bill_options_set_user_name`); `device` is
+/// NUL-terminated UTF-8, 1 to 4096 bytes, no control characters.
+/// `remember_id` NULL with `len` 0 clears both (`device` is then ignored).
+/// Whether BILL accepted the trust is reported by `bill_session_trusted`.
+/// Returns BILL_OK, BILL_ERR_NULL_ARG or BILL_ERR_INVALID_ARG.
 #[no_mangle]
 pub unsafe extern "C" fn bill_options_set_mfa_trust(
     opts: *mut bill_options,
@@ -774,7 +780,8 @@ pub unsafe extern "C" fn bill_options_set_max_response_bytes(opts: *mut bill_opt
 /// renewals may use 90% of it; the rest stays for `bill_login` and
 /// `bill_renew`. After BDC_1144 nothing signs in for that devKey until the
 /// next window. Shared by all sessions with the same devKey in the process.
-/// Returns BILL_OK, BILL_ERR_NULL_ARG or BILL_ERR_INVALID_ARG.
+/// `count` at least 1; `window_ms` 100 ms to 30 days. Returns BILL_OK,
+/// BILL_ERR_NULL_ARG or BILL_ERR_INVALID_ARG.
 #[no_mangle]
 pub unsafe extern "C" fn bill_options_set_sign_in_budget(opts: *mut bill_options, count: u32, window_ms: u64) -> bill_status {
     guard(|| {
@@ -945,9 +952,13 @@ pub unsafe extern "C" fn bill_renew(s: *mut bill_session) -> bill_status {
 /// v2: `method` NULL or "POST"; `path` the endpoint, such as "List/Vendor"
 /// or "Crud/Read/Bill.json" (sent to `{base}/{path}.json` with the form
 /// fields devKey, sessionId and data); `body` the `data` JSON (`body_len` 0
-/// sends "{}"). v3: `method` GET, POST, PUT, PATCH or DELETE; `path` below
-/// `{base}/v3/`, such as "vendors?max=20" or "/v3/vendors"; `body` JSON or
-/// empty; devKey and sessionId go in headers.
+/// sends "{}"). v3: `method` GET, POST, PUT, PATCH or DELETE (NULL is
+/// BILL_ERR_INVALID_ARG); `path` below `{base}/v3/`, such as
+/// "vendors?max=20" or "/v3/vendors"; `body` JSON or empty; devKey and
+/// sessionId go in headers. `path` is printable ASCII without spaces, '#',
+/// backslashes, ".." or "://"; `body` is UTF-8, at most the reply limit
+/// (`bill_options_set_max_response_bytes`); `body` may be NULL when
+/// `body_len` is 0.
 ///
 /// Waits in line when 3 requests are already in flight for the devKey and
 /// organization; retries BDC_1322 with jittered backoff; on BDC_1109 (v3:
