@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use std::net::ToSocketAddrs;
+
 use ureq::http;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -147,7 +151,62 @@ fn build_agent(key: &AgentKey) -> Result<ureq::Agent> {
         .user_agent(concat!("libbill/", env!("CARGO_PKG_VERSION")))
         .tls_config(tls.build())
         .build();
-    Ok(config.into())
+    Ok(ureq::Agent::with_parts(config, DefaultConnector::default(), Resolve))
+}
+
+/// Host name lookup. ureq's default resolver runs every lookup (IP literals
+/// included) on a fresh unnamed thread, which inherits the calling thread's
+/// name: a renewal on a new connection briefly showed a second thread named
+/// "bill-scheduler", and a thread was spawned per connection even to an IP
+/// address. Here an IP literal needs no lookup and no thread; a name is looked
+/// up on a thread named "bill-resolve", bounded by the request's remaining
+/// time like ureq's own (the thread finishes by itself if that runs out).
+#[derive(Debug)]
+struct Resolve;
+
+impl Resolver for Resolve {
+    fn resolve(&self, uri: &http::Uri, config: &ureq::config::Config, timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let default_port = match uri.scheme_str() {
+            Some("https") => Some(443),
+            Some("http") => Some(80),
+            _ => None,
+        };
+        let (Some(host), Some(port)) = (uri.host(), uri.port_u16().or(default_port)) else {
+            return DefaultResolver::default().resolve(uri, config, timeout);
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let mut out = self.empty();
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            out.push(std::net::SocketAddr::new(ip, port));
+            return Ok(out);
+        }
+        let name = format!("{host}:{port}");
+        let found = if timeout.after.is_not_happening() {
+            name.to_socket_addrs()?
+        } else {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            std::thread::Builder::new()
+                .name("bill-resolve".into())
+                .spawn(move || {
+                    let _ = tx.send(name.to_socket_addrs());
+                })
+                .map_err(ureq::Error::Io)?;
+            match rx.recv_timeout(*timeout.after) {
+                Ok(r) => r?,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return Err(ureq::Error::Timeout(timeout.reason)),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(ureq::Error::HostNotFound),
+            }
+        };
+        for addr in found {
+            if out.try_push(addr).is_err() {
+                break;
+            }
+        }
+        if out.is_empty() {
+            return Err(ureq::Error::HostNotFound);
+        }
+        Ok(out)
+    }
 }
 
 fn map_io_error(e: std::io::Error) -> Error {
