@@ -515,8 +515,8 @@ static void test_body_over_limit(void) {
 struct cb_ctx {
     bill_session *s;
     const bill_options *o;
-    int renewed_seen, closed_seen;
-    bill_status renew, call, logout, login, id, touch, state, trusted, session_error;
+    int renewed_seen, closed_seen, freeing;
+    bill_status renew, call, logout, login, id, touch, state, trusted, session_error, state_in_free;
 };
 
 static void on_event(void *ud, bill_event ev, bill_status status, const char *detail) {
@@ -544,7 +544,15 @@ static void on_event(void *ud, bill_event ev, bill_status status, const char *de
         char buf[256];
         c->session_error = bill_session_error(c->s, NULL, buf, sizeof buf, NULL);
     }
-    if (ev == BILL_EVENT_CLOSED) c->closed_seen++;
+    if (ev == BILL_EVENT_CLOSED) {
+        c->closed_seen++;
+        /* The CLOSED that bill_session_free delivers: the handle is going away
+         * (documented: do not use it; the live-handle check answers). */
+        if (c->freeing && c->s) {
+            bill_state st;
+            c->state_in_free = bill_session_state(c->s, &st);
+        }
+    }
 }
 
 static void test_in_callback(void) {
@@ -576,6 +584,18 @@ static void test_in_callback(void) {
     CHECK(c.closed_seen == 1);
     bill_session_free(s);
     CHECK(c.closed_seen == 1); /* CLOSED is the last event, once */
+
+    /* Freed without logout: CLOSED comes from bill_session_free itself. */
+    s = NULL;
+    ST(bill_login(o, &s), BILL_OK);
+    if (s) {
+        c.s = s;
+        c.freeing = 1;
+        c.state_in_free = 999;
+        bill_session_free(s);
+        CHECK(c.closed_seen == 2);
+        ST(c.state_in_free, BILL_ERR_INVALID_ARG);
+    }
     bill_options_free(o);
 }
 
