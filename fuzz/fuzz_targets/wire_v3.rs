@@ -1,0 +1,7 @@
+//! Fuzzes the v3 reply parsers; see fuzz/harness.rs for the checks.
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|body: &[u8]| harness::v3_all(body));
