@@ -680,6 +680,28 @@ static void test_session(unsigned api) {
     bill_session_free(s);
 }
 
+/* A logout the server never sees still closes the session. */
+static void test_logout_unreachable(unsigned api) {
+    bill_options *o = good_options(api);
+    ST(bill_options_set_request_timeout_ms(o, 2000), BILL_OK);
+    bill_session *s = NULL;
+    ST(bill_login(o, &s), BILL_OK);
+    bill_options_free(o);
+    if (!s) return;
+    CHECK(emu("POST", "/_emu/faults", "{\"mode\":\"refuse\"}", NULL, 0) == 200);
+    bill_status st = bill_logout(s);
+    CHECK(st == BILL_ERR_NETWORK || st == BILL_ERR_TIMEOUT);
+    CHECK(emu("POST", "/_emu/faults", "{\"mode\":\"none\"}", NULL, 0) == 200);
+    bill_state state = 0;
+    ST(bill_session_state(s, &state), BILL_OK);
+    CHECK(state == BILL_STATE_CLOSED);
+    ST(bill_logout(s), BILL_ERR_CLOSED);
+    ST(bill_session_id(s, NULL, 0, NULL), BILL_ERR_CLOSED);
+    ST(bill_touch(s), BILL_ERR_CLOSED);
+    ST(bill_renew(s), BILL_ERR_CLOSED);
+    bill_session_free(s);
+}
+
 /* The last error carries BILL's code: check the code buffer with a real one. */
 static void test_code_buffer(void) {
     bill_options *o = good_options(BILL_API_V3);
@@ -707,6 +729,8 @@ int main(void) {
     test_code_buffer();
     test_session(BILL_API_V3);
     test_session(BILL_API_V2);
+    test_logout_unreachable(BILL_API_V3);
+    test_logout_unreachable(BILL_API_V2);
     test_body_over_limit();
     test_in_callback();
 
