@@ -754,6 +754,16 @@ bill_status bill_session_error(const bill_session *s,
                                size_t *len);
 
 /**
+ * Copies the BILL code of the session's most recent renewal failure (for
+ * example "BDC_1110") into `buf`, or "" when there was none or it came with
+ * no BILL code. Buffer rules as for `bill_last_error`. Thread-safe.
+ *
+ * Returns BILL_OK; BILL_ERR_NULL_ARG (session); BILL_ERR_BUFFER_TOO_SMALL
+ * (with `*len` set); BILL_ERR_FORKED.
+ */
+bill_status bill_session_error_code(const bill_session *s, char *buf, size_t cap, size_t *len);
+
+/**
  * Points `*data` at the reply body and writes its length to `*len`. The
  * bytes belong to `r` and stay valid until `bill_response_free(r)`. The
  * body is BILL's reply unchanged (v2: the whole envelope), not

@@ -1095,6 +1095,21 @@ pub unsafe extern "C" fn bill_session_error(
     })
 }
 
+/// Copies the BILL code of the session's most recent renewal failure (for
+/// example "BDC_1110") into `buf`, or "" when there was none or it came with
+/// no BILL code. Buffer rules as for `bill_last_error`. Thread-safe.
+///
+/// Returns BILL_OK; BILL_ERR_NULL_ARG (session); BILL_ERR_BUFFER_TOO_SMALL
+/// (with `*len` set); BILL_ERR_FORKED.
+#[no_mangle]
+pub unsafe extern "C" fn bill_session_error_code(s: *const bill_session, buf: *mut c_char, cap: usize, len: *mut usize) -> bill_status {
+    guard(|| {
+        let s = unsafe { session_ref(s) }?;
+        let code = s.last_error().and_then(|e| e.code).unwrap_or_default();
+        unsafe { copy_out(code.as_bytes(), buf, cap, len) }
+    })
+}
+
 // ---------------------------------------------------------------------------
 // Responses.
 

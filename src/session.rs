@@ -695,8 +695,11 @@ fn check_call<'a>(api: ApiVersion, method: &'a str, path: &str) -> Result<(&'a s
                 return Err(Error::invalid("v2 calls take their arguments in the data body, not a query string"));
             }
             let p = path.trim_start_matches('/');
-            let p = if p.ends_with(".json") { p.to_owned() } else { format!("{p}.json") };
-            Ok(("POST", p))
+            let name = p.strip_suffix(".json").unwrap_or(p);
+            if name.is_empty() || name.ends_with('/') {
+                return Err(Error::invalid("path names no v2 endpoint (for example \"List/Vendor\")"));
+            }
+            Ok(("POST", format!("{name}.json")))
         }
         ApiVersion::V3 => {
             let m = match method.to_ascii_uppercase().as_str() {
@@ -818,6 +821,9 @@ mod tests {
         assert_eq!(check_call(ApiVersion::V2, "", "List/Vendor").unwrap(), ("POST", "List/Vendor.json".into()));
         assert_eq!(check_call(ApiVersion::V2, "post", "/Crud/Read/Bill.json").unwrap().1, "Crud/Read/Bill.json");
         assert!(check_call(ApiVersion::V2, "GET", "List/Vendor").is_err());
+        assert!(check_call(ApiVersion::V2, "POST", "/").is_err());
+        assert!(check_call(ApiVersion::V2, "POST", ".json").is_err());
+        assert!(check_call(ApiVersion::V2, "POST", "List/").is_err());
         assert_eq!(check_call(ApiVersion::V3, "get", "/v3/vendors?max=10").unwrap(), ("GET", "v3/vendors?max=10".into()));
         assert!(check_call(ApiVersion::V3, "GET", "../admin").is_err());
         assert!(check_call(ApiVersion::V3, "TRACE", "vendors").is_err());

@@ -257,8 +257,7 @@ func (s *Session) Trusted() (bool, error) {
 }
 
 // LastRenewError returns the most recent failure of a renewal (background
-// or Renew) as an *Error, or nil if there was none. Its Code is empty:
-// the code, when BILL sent one, is at the start of Message.
+// or Renew) as an *Error with BILL's code, or nil if there was none.
 func (s *Session) LastRenewError() error {
 	var status C.bill_status
 	var msg string
@@ -279,7 +278,18 @@ func (s *Session) LastRenewError() error {
 	if status == C.BILL_OK {
 		return nil
 	}
-	return &Error{Status: Status(status), Message: msg}
+	var code string
+	if err := s.do(func(p *C.bill_session) C.bill_status {
+		var st C.bill_status
+		code = readText(func(buf *C.char, cap C.size_t, n *C.size_t) C.bill_status {
+			st = C.bill_session_error_code(p, buf, cap, n)
+			return st
+		})
+		return st
+	}); err != nil {
+		return err
+	}
+	return &Error{Status: Status(status), Code: code, Message: msg}
 }
 
 // Call makes an authenticated BILL call and returns BILL's reply. It waits

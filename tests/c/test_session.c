@@ -288,6 +288,42 @@ static void test_calls_and_recovery(void) {
     }
 }
 
+/* A permanent failure stops renewals; the session reports why, with BILL's code. */
+static void test_permanent_failure_reports_code(void) {
+    const char *acct = "{\"userName\":\"locked-c@example.com\",\"password\":\"pw-locked-c\","
+                       "\"orgId\":\"00901DEMOORG\",\"devKey\":\"DK-C-LOCKED-0001\"%s}";
+    char body[512];
+    snprintf(body, sizeof body, acct, "");
+    CHECK(emu("POST", "/_emu/accounts", body, NULL, 0) == 200);
+    bill_options *o = options(3, "pw-locked-c", idle_ms() / 2);
+    bill_options_set_user_name(o, (const uint8_t *)"locked-c@example.com", 20);
+    bill_options_set_dev_key(o, (const uint8_t *)"DK-C-LOCKED-0001", 16);
+    bill_session *s = NULL;
+    CHECK_ST(bill_login(o, &s), BILL_OK);
+    bill_options_free(o);
+    if (!s) return;
+    char code[32] = "x";
+    CHECK_ST(bill_session_error_code(s, code, sizeof code, NULL), BILL_OK);
+    CHECK(code[0] == '\0');
+    snprintf(body, sizeof body, acct, ",\"locked\":true");
+    CHECK(emu("POST", "/_emu/accounts", body, NULL, 0) == 200);
+    bill_state state = 0;
+    uint64_t deadline = now_ms() + (uint64_t)idle_ms() * 3;
+    while (now_ms() < deadline && (bill_session_state(s, &state) != BILL_OK || state != BILL_STATE_FAILED)) sleep_ms(20);
+    CHECK(state == BILL_STATE_FAILED);
+    bill_status why = BILL_OK;
+    char detail[256] = "";
+    CHECK_ST(bill_session_error(s, &why, detail, sizeof detail, NULL), BILL_OK);
+    CHECK(why == BILL_ERR_AUTH && strstr(detail, "BDC_1110") != NULL);
+    CHECK_ST(bill_session_error_code(s, code, sizeof code, NULL), BILL_OK);
+    CHECK(strcmp(code, "BDC_1110") == 0);
+    size_t need = 0;
+    CHECK_ST(bill_session_error_code(s, NULL, 0, &need), BILL_ERR_BUFFER_TOO_SMALL);
+    CHECK(need == 9);
+    CHECK_ST(bill_session_error_code(NULL, code, sizeof code, NULL), BILL_ERR_NULL_ARG);
+    bill_session_free(s);
+}
+
 /* 16 threads read ids while the background thread renews repeatedly. */
 #define READERS 16
 #define MAX_SEEN 256
@@ -356,6 +392,7 @@ int main(void) {
     test_automatic_renewal();
     test_touch_postpones_renewal();
     test_readers_during_renewals();
+    test_permanent_failure_reports_code();
     printf("c tests: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

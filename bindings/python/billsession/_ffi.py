@@ -127,6 +127,7 @@ PROTOTYPES: Final[dict[str, tuple[Any, tuple[Any, ...]]]] = {
     "bill_session_state": (_status, (SessionP, POINTER(_enum))),
     "bill_session_trusted": (_status, (SessionP, POINTER(c_bool))),
     "bill_session_error": (_status, (SessionP, POINTER(_status), _char_buf, c_size_t, _size_p)),
+    "bill_session_error_code": (_status, (SessionP, _char_buf, c_size_t, _size_p)),
     "bill_response_body": (_status, (ResponseP, POINTER(_bytes_in), _size_p)),
     "bill_response_http_status": (_status, (ResponseP, POINTER(c_uint16))),
     "bill_response_free": (None, (ResponseP,)),

@@ -537,7 +537,7 @@ class Session:
             detail = read_text(lib.bill_session_error, h, byref(st), raise_errors=True)
             if st.value == Status.OK:
                 return None
-            code = detail.split(":", 1)[0] if detail.startswith("BDC_") else None
+            code = read_text(lib.bill_session_error_code, h, raise_errors=True) or None
             return error_for(st.value, detail, code)
 
     # -- actions ---------------------------------------------------------------
