@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Runs libbill's benchmarks (issue #7) against fresh loopback emulators and
+# writes build/bench/results.json plus build/bench/table.md.
+#   scripts/bench.sh                 everything (make bench builds first, then runs this)
+#   scripts/bench.sh --only STEP...  some of: hot net sessions timers size profile
+# The profile step (not in the default run; `make bench-profile`) counts
+# instructions per call under callgrind (perf has no hardware counters on this
+# VM) and system calls per call under strace.
+# Expects the release build and the benchmark binaries from `make bench-build`.
+# Every figure is measured, none is asserted: benchmarks never fail on a time.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+OUT=${BENCH_OUT:-$here/build/bench}
+REL=${BENCH_TARGET_DIR:-$here/target/release}
+export EMULATOR=$REL/bill-emulator
+FRAG=$OUT/frag
+# Benchmarks sign in and call far more often than BILL's hourly limits allow.
+EMU_FLAGS=(--login-limit 1000000000 --request-limit 1000000000)
+PY=$OUT/venv/bin/python
+
+# ---- steps that run inside scripts/with-emulator.sh ----
+if [ "${1:-}" = "--inner" ]; then
+  case "$2" in
+    net)
+      # bill_call vs plain ureq (same process, interleaved) and Python requests,
+      # alternating so that both see the same machine load.
+      for r in 1 2; do
+        BENCH_JSON=$FRAG/call$r.json "$OUT/bill_bench" call
+        "$PY" benches/python/requests_loop.py "$FRAG/py$r.json" py
+      done
+      # curl doing the same sign-in POST, many URLs in one process (keep-alive).
+      n=${BENCH_CURL_N:-300}
+      printf '{"username":"%s","password":"%s","organizationId":"%s","devKey":"%s"}' \
+        "$BILL_USER" "$BILL_PASSWORD" "$BILL_ORG_ID" "$BILL_DEV_KEY" >"$OUT/login.json"
+      urls=()
+      for ((i = 0; i < n + 20; i++)); do urls+=("$BILL_V3_BASE_URL/v3/login"); done
+      curl -s -H 'content-type: application/json' -H 'accept: application/json' -d @"$OUT/login.json" \
+        -w '\nT=%{time_total} C=%{num_connects}\n' "${urls[@]}" >"$OUT/curl_login.txt"
+      python3 - "$OUT/curl_login.txt" "$FRAG/curl.json" <<'EOF'
+import json, statistics, sys
+lines = [l for l in open(sys.argv[1]) if l.startswith("T=")]
+t = [float(l.split()[0][2:]) * 1e6 for l in lines][20:]
+connects = sum(int(l.split()[1][2:]) for l in lines[20:])
+ok = sum(1 for l in open(sys.argv[1]) if '"sessionId"' in l)
+r = {"login.curl.median_us": statistics.median(t), "login.curl.n": len(t),
+     "login.curl.new_connections": connects, "login.curl.ok": ok}
+for k, v in r.items():
+    print(f"  {k:<44} {v:>12.3f}")
+json.dump(r, open(sys.argv[2], "w"), indent=1)
+EOF
+      ;;
+    *) echo "unknown inner step $2" >&2; exit 2 ;;
+  esac
+  exit 0
+fi
+
+steps=(hot net sessions timers size)
+if [ "${1:-}" = "--only" ]; then shift; steps=("$@"); fi
+mkdir -p "$FRAG"
+# Drop the figures this run replaces; others (from an earlier --only run) stay.
+rm -f "$FRAG"/meta_*.json
+for s in "${steps[@]}"; do
+  case "$s" in
+    hot) rm -f "$FRAG/hot.json" ;;
+    net) rm -f "$FRAG"/call*.json "$FRAG"/py*.json "$FRAG/curl.json" ;;
+    sessions) rm -f "$FRAG/sessions.json" ;;
+    timers) rm -f "$FRAG/timer_restart.json" "$FRAG/timers.json" ;;
+    size) rm -f "$FRAG"/dlopen_*.json "$FRAG/size.json" ;;
+    profile) rm -f "$FRAG/profile.json" ;;
+  esac
+done
+
+# Python for the cross-language comparisons: a venv under build/ with requests from PyPI.
+if [ ! -x "$PY" ] || ! "$PY" -c 'import requests' 2>/dev/null; then
+  python3 -m venv "$OUT/venv"
+  "$OUT/venv/bin/pip" install -q 'requests==2.34.2'
+fi
+command -v curl >/dev/null || { echo "curl is needed (apt-get install -y curl)" >&2; exit 2; }
+
+meta() { # meta PHASE: machine facts and load at the start/end of the run
+  python3 - "$FRAG/meta_$1.json" "$1" <<'EOF'
+import json, os, subprocess, sys, time
+phase = sys.argv[2]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+mhz = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("cpu MHz")), "?")
+load = open("/proc/loadavg").read().split()[:3]
+r = {f"{phase}.time": time.strftime("%Y-%m-%d %H:%M:%S %Z"), f"{phase}.loadavg": " ".join(load)}
+if phase == "start":
+    r.update({"nproc": os.cpu_count(), "cpu_model": cpu, "cpu_mhz": mhz,
+              "kernel": os.uname().release,
+              "git_rev": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+              "command": os.environ.get("BENCH_COMMAND", "make bench")})
+json.dump(r, open(sys.argv[1], "w"), indent=1)
+print(f"[{phase}] load average {' '.join(load)}")
+EOF
+}
+
+meta start
+for s in "${steps[@]}"; do
+  echo "== $s"
+  case "$s" in
+    hot)
+      scripts/with-emulator.sh "${EMU_FLAGS[@]}" -- env BENCH_JSON="$FRAG/hot.json" "$OUT/hot" all ;;
+    net)
+      scripts/with-emulator.sh "${EMU_FLAGS[@]}" -- "$0" --inner net ;;
+    sessions)
+      scripts/with-emulator.sh "${EMU_FLAGS[@]}" -- env BENCH_JSON="$FRAG/sessions.json" "$OUT/bill_bench" sessions ;;
+    timers)
+      "$PY" benches/python/timer_restart.py "$FRAG/timer_restart.json"
+      echo "BILL's sample for ${BENCH_SESSIONS:-10000} idle sessions: one threading.Timer each"
+      "$PY" benches/python/timers_idle.py "$FRAG/timers.json" ;;
+    size)
+      strip --strip-all -o "$OUT/libbill.stripped.so" "$REL/libbill.so"
+      BENCH_JSON="$FRAG/dlopen_stripped.json" BENCH_LABEL=stripped "$OUT/dlopen" "$OUT/libbill.stripped.so" 40
+      BENCH_JSON="$FRAG/dlopen_built.json" BENCH_LABEL=built "$OUT/dlopen" "$REL/libbill.so" 40
+      python3 - "$REL/libbill.so" "$OUT/libbill.stripped.so" "$FRAG/size.json" <<'EOF'
+import json, os, sys
+r = {"size.built_bytes": os.path.getsize(sys.argv[1]), "size.stripped_bytes": os.path.getsize(sys.argv[2])}
+for k, v in r.items():
+    print(f"  {k:<44} {v:>12} bytes ({v / 1048576:.2f} MiB)")
+json.dump(r, open(sys.argv[3], "w"), indent=1)
+EOF
+      ;;
+    profile)
+      command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install -y valgrind)" >&2; exit 2; }
+      cg=$OUT/callgrind
+      mkdir -p "$cg"
+      n=${BENCH_PROFILE_N:-100000} ncall=${BENCH_PROFILE_CALLS:-300}
+      : >"$cg/runs.txt"
+      profile() { # NAME FUNCTION CALLS PROGRAM...: callgrind, counting inside FUNCTION only
+        local name=$1 fn=$2 calls=$3
+        shift 3
+        scripts/with-emulator.sh "${EMU_FLAGS[@]}" -- valgrind -q --tool=callgrind --collect-atstart=no \
+          --toggle-collect="$fn" --callgrind-out-file="$cg/$name.out" "$@" >/dev/null
+        echo "$name $calls" >>"$cg/runs.txt"
+      }
+      profile floor k_floor "$n" "$OUT/hot" profile floor "$n"
+      profile touch bill_touch "$n" "$OUT/hot" profile touch "$n"
+      profile memcpy k_memcpy "$n" "$OUT/hot" profile memcpy "$n"
+      profile id bill_session_id "$n" "$OUT/hot" profile id "$n"
+      profile call bill_call "$ncall" "$OUT/bill_bench" profile-call "$ncall"
+      BENCH_CALL_N=5 BENCH_LOGIN_N=$ncall profile login bill_login "$((ncall + 20))" "$OUT/bill_bench" call
+      # System calls per call, bill_call vs the plain ureq loop (whole process;
+      # N is large enough for sign-in and setup not to matter).
+      if command -v strace >/dev/null; then
+        for k in call ureq; do
+          scripts/with-emulator.sh "${EMU_FLAGS[@]}" -- strace -f -c -o "$cg/strace_$k.txt" \
+            "$OUT/bill_bench" profile-$k "${BENCH_PROFILE_STRACE_N:-1000}" >/dev/null
+        done
+      fi
+      BENCH_PROFILE_STRACE_N=${BENCH_PROFILE_STRACE_N:-1000} python3 scripts/bench_profile_report.py "$OUT" ;;
+    *) echo "unknown step $s" >&2; exit 2 ;;
+  esac
+done
+meta end
+python3 scripts/bench_report.py "$OUT"
