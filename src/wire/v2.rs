@@ -73,7 +73,9 @@ fn open<'a>(status: u16, content_type: Option<&str>, body: &'a [u8], ctx: Contex
         // BDC_1121 comes as HTTP 404 with the usual envelope; try to read it.
         if let Ok(env) = serde_json::from_slice::<Envelope>(body) {
             if env.response_status != 0 {
-                return Err(envelope_error(env.response_data, ctx)?.with_http_status(status));
+                // Malformed or not, the error keeps the HTTP status it came with.
+                let (Ok(e) | Err(e)) = envelope_error(env.response_data, ctx);
+                return Err(e.with_http_status(status));
             }
         }
         return Err(Error::new(ErrorKind::Protocol, "unexpected HTTP status from BILL v2").with_http_status(status));
@@ -147,6 +149,12 @@ mod tests {
         let e = check_reply(404, JSON, body).unwrap_err();
         assert!(e.code_is("BDC_1121"));
         assert_eq!(e.http_status, Some(404));
+    }
+
+    #[test]
+    fn non_200_keeps_http_status_even_when_malformed() {
+        let e = check_reply(404, JSON, br#"{"response_status":1,"response_data":{}}"#).unwrap_err();
+        assert_eq!((e.kind, e.http_status), (ErrorKind::Protocol, Some(404)));
     }
 
     #[test]
