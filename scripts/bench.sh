@@ -56,10 +56,12 @@ EOF
 fi
 
 steps=(hot net sessions timers size)
-if [ "${1:-}" = "--only" ]; then shift; steps=("$@"); fi
+run=full
+if [ "${1:-}" = "--only" ]; then shift; steps=("$@"); run="only-$(IFS=-; echo "$*")"; fi
 mkdir -p "$FRAG"
 # Drop the figures this run replaces; others (from an earlier --only run) stay.
-rm -f "$FRAG"/meta_*.json
+# A full run's machine facts are meta_start/meta_end; a partial run's carry its steps.
+if [ "$run" = full ]; then rm -f "$FRAG"/meta_*.json; fi
 for s in "${steps[@]}"; do
   case "$s" in
     hot) rm -f "$FRAG/hot.json" ;;
@@ -79,7 +81,9 @@ fi
 command -v curl >/dev/null || { echo "curl is needed (apt-get install -y curl)" >&2; exit 2; }
 
 meta() { # meta PHASE: machine facts and load at the start/end of the run
-  python3 - "$FRAG/meta_$1.json" "$1" <<'EOF'
+  local file=$FRAG/meta_$1.json
+  [ "$run" = full ] || file=$FRAG/meta_${run}_$1.json
+  python3 - "$file" "$1" <<'EOF'
 import json, os, subprocess, sys, time
 phase = sys.argv[2]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")

@@ -137,12 +137,16 @@ static void bench_single(void) {
 
 /* ---- threads ---- */
 
-enum { M_TOUCH, M_FLOOR_PRIVATE, M_FLOOR_SHARED, NMODES };
-static const char *mode_names[NMODES] = {"touch", "floor_private", "floor_shared"};
+/* touch: both threads on one session. touch_own: each thread on its own
+ * session (nothing shared: the control for touch). The floors: each thread
+ * storing to its own cache line, or both to one line (a shared write per call). */
+enum { M_TOUCH, M_TOUCH_OWN, M_FLOOR_PRIVATE, M_FLOOR_SHARED, NMODES };
+static const char *mode_names[NMODES] = {"touch", "touch_own", "floor_private", "floor_shared"};
+static bill_session *g_s_own[2];
 
 typedef struct {
     _Alignas(128) _Atomic uint64_t cell; /* the private floor's own line */
-    int mode;
+    int mode, cpu, idx;
     uint64_t ops, ns;
     unsigned acc;
     char pad[128];
@@ -152,13 +156,21 @@ static _Atomic int g_go, g_stop;
 
 static void *work(void *arg) {
     worker *w = arg;
+    /* Worker i on CPU i (when there are enough), in every configuration alike. */
+    if (w->cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(w->cpu, &set);
+        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    }
     _Atomic uint64_t *cell = w->mode == M_FLOOR_PRIVATE ? &w->cell : &g_cell;
     while (!atomic_load_explicit(&g_go, memory_order_acquire)) sched_yield();
     uint64_t t0 = now_ns(), ops = 0;
     unsigned acc = 0;
+    bill_session *s = w->mode == M_TOUCH_OWN ? g_s_own[w->idx] : g_s;
     while (!atomic_load_explicit(&g_stop, memory_order_relaxed)) {
-        if (w->mode == M_TOUCH) {
-            for (int i = 0; i < 256; i++) acc |= bill_touch(g_s);
+        if (w->mode == M_TOUCH || w->mode == M_TOUCH_OWN) {
+            for (int i = 0; i < 256; i++) acc |= bill_touch(s);
         } else {
             for (int i = 0; i < 256; i++) atomic_store_explicit(cell, coarse_ns(), memory_order_release);
         }
@@ -177,8 +189,11 @@ static double run_threads(int mode, int n, long ms) {
     memset(ws, 0, sizeof(worker) * 2);
     atomic_store(&g_go, 0);
     atomic_store(&g_stop, 0);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     for (int i = 0; i < n; i++) {
         ws[i].mode = mode;
+        ws[i].cpu = ncpu >= 2 ? i : -1;
+        ws[i].idx = i;
         if (pthread_create(&th[i], NULL, work, &ws[i]) != 0) {
             perror("pthread_create");
             exit(1);
@@ -202,9 +217,13 @@ static double run_threads(int mode, int n, long ms) {
 }
 
 static void bench_threads(void) {
-    const int rounds = (int)env_long("BENCH_THREAD_ROUNDS", 7);
-    const long ms = env_long("BENCH_THREAD_MS", 150);
+    const int rounds = (int)env_long("BENCH_THREAD_ROUNDS", 11);
+    const long ms = env_long("BENCH_THREAD_MS", 200);
     double one[NMODES][32], two[NMODES][32], ratio[NMODES][32];
+    bill_options *o = bench_options(0, 60000);
+    g_s_own[0] = g_s;
+    g_s_own[1] = login_or_die(o);
+    bill_options_free(o);
     for (int r = 0; r < rounds && r < 32; r++) {
         for (int m = 0; m < NMODES; m++) {
             if (r % 2 == 0) {
@@ -229,6 +248,7 @@ static void bench_threads(void) {
         snprintf(key, sizeof key, "threads.%s.scaling_max", mode_names[m]);
         report(key, pct(ratio[m], (size_t)rounds, 100), "x (best round)");
     }
+    bill_session_free(g_s_own[1]);
 }
 
 /* ---- bill_session_id while a renewal hangs in flight ---- */
