@@ -94,6 +94,9 @@ if phase == "start":
     r.update({"nproc": os.cpu_count(), "cpu_model": cpu, "cpu_mhz": mhz,
               "kernel": os.uname().release,
               "git_rev": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+              # libbill is built from the working tree: say if it differed from HEAD.
+              "src_uncommitted": subprocess.run(["git", "status", "--porcelain", "--", "src", "build.rs", "Cargo.toml", "Cargo.lock"],
+                                                capture_output=True, text=True).stdout.strip() != "",
               "command": os.environ.get("BENCH_COMMAND", "make bench")})
 json.dump(r, open(sys.argv[1], "w"), indent=1)
 print(f"[{phase}] load average {' '.join(load)}")
@@ -145,6 +148,15 @@ EOF
       profile id bill_session_id "$n" "$OUT/hot" profile id "$n"
       profile call bill_call "$ncall" "$OUT/bill_bench" profile-call "$ncall"
       BENCH_CALL_N=5 BENCH_LOGIN_N=$ncall profile login bill_login "$((ncall + 20))" "$OUT/bill_bench" call
+      # bill_call vs the plain ureq loop, whole process (every thread, the
+      # reading of the body included): instructions of 3N calls minus N calls.
+      for k in call ureq; do
+        for m in 1 3; do
+          scripts/with-emulator.sh "${EMU_FLAGS[@]}" -- valgrind -q --tool=callgrind \
+            --callgrind-out-file="$cg/whole_${k}_$m.out" "$OUT/bill_bench" profile-$k $((ncall * m)) >/dev/null
+        done
+      done
+      echo "$ncall" >"$cg/whole_n.txt"
       # System calls per call, bill_call vs the plain ureq loop (whole process;
       # N is large enough for sign-in and setup not to matter).
       if command -v strace >/dev/null; then

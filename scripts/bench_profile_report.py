@@ -16,7 +16,7 @@ ROW = re.compile(r"^\s*([\d,]+)\s+\(\s*([\d.]+)%\)\s+(\S.*)$")
 
 
 def annotate(path, inclusive):
-    args = ["callgrind_annotate", "--threshold=99.5", path]
+    args = ["callgrind_annotate", "--auto=no", "--threshold=99.5", path]
     if inclusive:
         args.insert(1, "--inclusive=yes")
     out = subprocess.run(args, capture_output=True, text=True).stdout
@@ -52,6 +52,17 @@ def main():
         text += [f"  {ir / n:>12,.1f} Ir/call {p:6.1f}%  {fn[:140]}" for ir, p, fn in inner]
         text.append("  self:")
         text += [f"  {ir / n:>12,.1f} Ir/call {p:6.1f}%  {fn[:140]}" for ir, p, fn in own[:10]]
+    whole_n = os.path.join(cg, "whole_n.txt")
+    if os.path.exists(whole_n):
+        n = int(open(whole_n).read())
+        per = {}
+        for k in ("call", "ureq"):
+            one, _ = annotate(os.path.join(cg, f"whole_{k}_1.out"), False)
+            three, _ = annotate(os.path.join(cg, f"whole_{k}_3.out"), False)
+            per[k] = (three - one) / (2 * n)
+            res[f"profile.whole_{k}.ir_per_call"] = per[k]
+        text.append(f"== whole process, instructions per call: bill_call {per['call']:,.0f}, "
+                    f"plain ureq loop {per['ureq']:,.0f} ({per['call'] / per['ureq']:.2f}x)")
     n_strace = int(os.environ.get("BENCH_PROFILE_STRACE_N", "1000"))
     for k in ("call", "ureq"):
         f = os.path.join(cg, f"strace_{k}.txt")
