@@ -173,6 +173,10 @@ def main():
     for k in sorted(k for k in figures if k.startswith("meta_only-")):
         run = k[len("meta_"):].rsplit("_", 1)[0]
         meta.setdefault("partial_runs", {}).setdefault(run, {}).update(figures.pop(k))
+    # Without a full run, the machine facts come from a partial one.
+    for facts in meta.get("partial_runs", {}).values():
+        for key in ("nproc", "cpu_model", "cpu_mhz", "kernel"):
+            meta.setdefault(key, facts.get(key))
     F = Fig(figures)
     rs = rows(F)
     with open(os.path.join(d, "results.json"), "w") as f:
