@@ -287,6 +287,14 @@ unsafe fn session_ref<'a>(s: *const bill_session) -> Result<&'a Session, Error> 
     Ok(&s.session)
 }
 
+/// A live session made in this process, or `None` (the slow path explains).
+#[inline(always)]
+unsafe fn live_session<'a>(s: *const bill_session) -> Option<&'a Session> {
+    // SAFETY: as for session_ref.
+    let h = unsafe { s.as_ref() }?;
+    (h.magic == SESSION_MAGIC && fork::is_current(h.session.epoch())).then_some(&h.session)
+}
+
 unsafe fn response_ref<'a>(r: *const bill_response) -> Result<&'a bill_response, Error> {
     // SAFETY: the caller passes a pointer from bill_call that has not been freed.
     let r = unsafe { r.as_ref() }.ok_or_else(|| null("response"))?;
@@ -916,6 +924,23 @@ pub unsafe extern "C" fn bill_login(opts: *const bill_options, out: *mut *mut bi
 /// BILL_ERR_CLOSED; BILL_ERR_FORKED.
 #[no_mangle]
 pub unsafe extern "C" fn bill_session_id(s: *const bill_session, buf: *mut c_char, cap: usize, len: *mut usize) -> bill_status {
+    // Hot path: a live session whose id fits. Anything else takes the slow path.
+    let fast = catch_unwind(AssertUnwindSafe(|| {
+        let sess = unsafe { live_session(s) }?;
+        if buf.is_null() {
+            return None;
+        }
+        sess.with_id_fast(|id| id.len() < cap && unsafe { copy_out(id.as_bytes(), buf, cap, len) }.is_ok())
+    }));
+    if matches!(fast, Ok(Some(true))) {
+        return BILL_OK;
+    }
+    session_id_slow(s, buf, cap, len)
+}
+
+#[cold]
+#[inline(never)]
+fn session_id_slow(s: *const bill_session, buf: *mut c_char, cap: usize, len: *mut usize) -> bill_status {
     guard(|| {
         let s = unsafe { session_ref(s) }?;
         s.with_id(|id| unsafe { copy_out(id.as_bytes(), buf, cap, len) })?
@@ -931,6 +956,18 @@ pub unsafe extern "C" fn bill_session_id(s: *const bill_session, buf: *mut c_cha
 /// BILL_ERR_CLOSED; BILL_ERR_FORKED.
 #[no_mangle]
 pub unsafe extern "C" fn bill_touch(s: *mut bill_session) -> bill_status {
+    // The hot path returns before any error value is built; every failure
+    // goes through the slow path, which reports it.
+    let fast = catch_unwind(AssertUnwindSafe(|| unsafe { live_session(s) }.is_some_and(Session::touch_fast)));
+    if matches!(fast, Ok(true)) {
+        return BILL_OK;
+    }
+    touch_slow(s)
+}
+
+#[cold]
+#[inline(never)]
+fn touch_slow(s: *mut bill_session) -> bill_status {
     guard(|| unsafe { session_ref(s) }?.touch())
 }
 

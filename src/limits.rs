@@ -119,8 +119,12 @@ impl Drop for Permit {
     fn drop(&mut self) {
         let mut s = self.gate.state.lock().unwrap_or_else(|p| p.into_inner());
         s.in_flight -= 1;
+        // Waking nobody costs a futex call per request; skip it when no one waits.
+        let wake = !s.waiting.is_empty();
         drop(s);
-        self.gate.cv.notify_all();
+        if wake {
+            self.gate.cv.notify_all();
+        }
     }
 }
 
@@ -151,9 +155,12 @@ impl Gate {
             if s.waiting.front() == Some(&ticket) && s.in_flight < s.max {
                 s.waiting.pop_front();
                 s.in_flight += 1;
+                let wake = !s.waiting.is_empty();
                 drop(s);
-                // The next in line may also fit.
-                self.cv.notify_all();
+                if wake {
+                    // The next in line may also fit.
+                    self.cv.notify_all();
+                }
                 return Ok(Permit { gate: self.clone() });
             }
             let now = Instant::now();

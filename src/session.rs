@@ -210,6 +210,40 @@ impl Session {
         }
     }
 
+    /// `touch` for the common case: true when the use was recorded, false
+    /// when anything is off (then `touch` says what). No `Result` to build.
+    #[inline]
+    pub fn touch_fast(&self) -> bool {
+        let inner = &*self.inner;
+        if inner.state.load(Ordering::Acquire) >= State::Expired as u8 {
+            return false;
+        }
+        let now = clock::coarse_now_ns();
+        let prev = inner.last_used.load(Ordering::Relaxed);
+        if now > prev.saturating_add(inner.idle_ns) {
+            return false;
+        }
+        if now > prev + TOUCH_GRANULARITY_NS {
+            inner.last_used.store(now, Ordering::Release);
+        }
+        true
+    }
+
+    /// `with_id` for the common case: `None` when anything is off (then
+    /// `with_id` says what).
+    #[inline]
+    pub fn with_id_fast<R>(&self, f: impl FnOnce(&str) -> R) -> Option<R> {
+        let inner = &*self.inner;
+        if inner.state.load(Ordering::Acquire) == State::Expired as u8 {
+            return None;
+        }
+        if clock::coarse_now_ns() > inner.last_used.load(Ordering::Acquire).saturating_add(inner.idle_ns) {
+            return None;
+        }
+        let guard = inner.current.load();
+        guard.as_ref().map(|cur| f(cur.id.expose()))
+    }
+
     /// Records that the caller just used the session. Lock-free, allocation-free.
     #[inline]
     pub fn touch(&self) -> Result<()> {

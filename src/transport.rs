@@ -102,25 +102,14 @@ impl Transport {
 
 /// Reads at most `max` bytes into a wiped buffer; more is an error, not a truncation.
 fn read_capped(reader: impl Read, max: usize) -> Result<Zeroizing<Vec<u8>>> {
+    // Read straight into the reply buffer. Growing it frees the old block,
+    // which the library's wipe-on-free allocator (src/alloc.rs) zeroes.
     let mut out = Zeroizing::new(Vec::new());
-    let mut chunk = Zeroizing::new([0u8; 8192]);
-    let mut reader = reader;
-    loop {
-        let n = reader.read(&mut chunk[..]).map_err(map_io_error)?;
-        if n == 0 {
-            return Ok(out);
-        }
-        if out.len() + n > max {
-            return Err(Error::new(ErrorKind::ResponseTooLarge, format!("reply is larger than the {max}-byte limit")));
-        }
-        // Grow by doubling into a fresh wiped buffer so no old copy is left unwiped.
-        if out.len() + n > out.capacity() {
-            let mut bigger = Zeroizing::new(Vec::with_capacity((out.capacity() * 2).max(out.len() + n).max(1024).min(max)));
-            bigger.extend_from_slice(&out);
-            out = bigger;
-        }
-        out.extend_from_slice(&chunk[..n]);
+    reader.take(max as u64 + 1).read_to_end(&mut out).map_err(map_io_error)?;
+    if out.len() > max {
+        return Err(Error::new(ErrorKind::ResponseTooLarge, format!("reply is larger than the {max}-byte limit")));
     }
+    Ok(out)
 }
 
 fn build_agent(key: &AgentKey) -> Result<ureq::Agent> {
@@ -181,32 +170,64 @@ impl Resolver for Resolve {
             return Ok(out);
         }
         let name = format!("{host}:{port}");
-        let found = if timeout.after.is_not_happening() {
-            name.to_socket_addrs()?
+        // ureq resolves before it looks in its connection pool, so without a
+        // cache every request (not just every connection) would do a lookup.
+        if let Some(addrs) = dns_cached(&name) {
+            for addr in addrs {
+                if out.try_push(addr).is_err() {
+                    break;
+                }
+            }
+            return Ok(out);
+        }
+        let found: Vec<std::net::SocketAddr> = if timeout.after.is_not_happening() {
+            name.to_socket_addrs()?.collect()
         } else {
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            let query = name.clone();
             std::thread::Builder::new()
                 .name("bill-resolve".into())
                 .spawn(move || {
-                    let _ = tx.send(name.to_socket_addrs());
+                    let _ = tx.send(query.to_socket_addrs());
                 })
                 .map_err(ureq::Error::Io)?;
             match rx.recv_timeout(*timeout.after) {
-                Ok(r) => r?,
+                Ok(r) => r?.collect(),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return Err(ureq::Error::Timeout(timeout.reason)),
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(ureq::Error::HostNotFound),
             }
         };
-        for addr in found {
-            if out.try_push(addr).is_err() {
+        for addr in &found {
+            if out.try_push(*addr).is_err() {
                 break;
             }
         }
         if out.is_empty() {
             return Err(ureq::Error::HostNotFound);
         }
+        dns_store(name, found);
         Ok(out)
     }
+}
+
+/// How long a host lookup is reused. Short, so a change of BILL's addresses
+/// (failover) is picked up quickly.
+const DNS_TTL: Duration = Duration::from_secs(30);
+
+static DNS: PerProcess<Mutex<HashMap<String, (Vec<std::net::SocketAddr>, std::time::Instant)>>> =
+    PerProcess::new(|| Mutex::new(HashMap::new()));
+
+fn dns_cached(name: &str) -> Option<Vec<std::net::SocketAddr>> {
+    let dns = DNS.get();
+    let map = dns.1.lock().unwrap_or_else(|p| p.into_inner());
+    map.get(name).filter(|(_, at)| at.elapsed() < DNS_TTL).map(|(a, _)| a.clone())
+}
+
+fn dns_store(name: String, addrs: Vec<std::net::SocketAddr>) {
+    let dns = DNS.get();
+    let mut map = dns.1.lock().unwrap_or_else(|p| p.into_inner());
+    map.retain(|_, (_, at)| at.elapsed() < DNS_TTL);
+    map.insert(name, (addrs, std::time::Instant::now()));
 }
 
 fn map_io_error(e: std::io::Error) -> Error {

@@ -404,3 +404,22 @@ fn closed_is_the_last_event_even_with_a_renewal_in_flight() {
         assert!(!orphan.valid, "orphan session still valid: {orphan:?}");
     }
 }
+
+#[test]
+fn host_names_resolve_and_calls_reuse_the_lookup() {
+    let e = emulator(60_000);
+    let mut o = options(&e, "hostname", ApiVersion::V3, 60_000, 1000);
+    o.base_url = Some(e.v3_base().replace("127.0.0.1", "localhost"));
+    let s = Session::login(&o).unwrap();
+    let resolvers = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter(|t| std::fs::read_to_string(t.as_ref().unwrap().path().join("comm")).unwrap_or_default().trim() == "bill-resolve")
+            .count()
+    };
+    for _ in 0..20 {
+        assert_eq!(s.call("GET", "vendors", b"").unwrap().http_status, 200);
+        // The lookup is cached; a lookup thread per call would often still show here.
+        assert_eq!(resolvers(), 0);
+    }
+}
