@@ -125,7 +125,11 @@ pub fn unregister(key: u64) {
         if !st.entries.is_empty() || !st.running {
             return;
         }
-        st.heap.clear();
+        // Give the memory back, not just the entries: the heap also holds the
+        // stale deadlines that reschedules leave until they come due, so its
+        // capacity is the peak of the whole run (about 1 MiB at 10,000 sessions).
+        st.heap = BinaryHeap::new();
+        st.entries = HashMap::new();
         st.generation += 1;
         st.running = false;
         s.cv.notify_all();
