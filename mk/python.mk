@@ -4,15 +4,16 @@
 #
 # test-python makes its own virtualenv under build/ (pytest and mypy from PyPI),
 # then runs the pytest suite against the emulator (the tests start their own).
-# The suite uses the debug build ($(LIB_SO)) for speed, except the install
-# test, which runs `pip install ./bindings/python` in a fresh virtualenv: that
-# builds libbill in release mode into $(PY_CARGO_TARGET) (kept, so later runs
-# are incremental) and bundles it in the package.
+# The suite uses the debug build ($(LIB_SO)) for speed. The install test runs
+# `pip install ./bindings/python` in a fresh virtualenv, which really builds
+# libbill through setuptools-rust and bundles it in the package; under make
+# test it builds the dev profile into the repository's own target/ (sharing
+# the dependencies `make build` compiled) instead of a release build with LTO
+# from scratch, which took minutes. A user's `pip install` builds release.
 
 PYTHON          ?= python3
 PY_BUILD        := $(BUILD)/python
 PY_VENV         := $(PY_BUILD)/venv
-PY_CARGO_TARGET := $(PY_BUILD)/cargo
 PY_TEST_DEPS    := "pytest>=7" "mypy>=1.8"
 
 $(PY_VENV)/.deps: bindings/python/pyproject.toml mk/python.mk
@@ -24,9 +25,12 @@ $(PY_VENV)/.deps: bindings/python/pyproject.toml mk/python.mk
 
 python-venv: $(PY_VENV)/.deps
 
+PY_CARGO_PROFILE := $(if $(filter release,$(PROFILE)),release,dev)
+
 test-python: build $(PY_VENV)/.deps
 	cd bindings/python && \
-	  BILLSESSION_LIBRARY=$(LIB_SO) EMULATOR=$(EMULATOR) BILLSESSION_CARGO_TARGET_DIR=$(PY_CARGO_TARGET) \
+	  BILLSESSION_LIBRARY=$(LIB_SO) EMULATOR=$(EMULATOR) BILLSESSION_CARGO_TARGET_DIR=$(CURDIR)/target \
+	  SETUPTOOLS_RUST_CARGO_PROFILE=$(PY_CARGO_PROFILE) \
 	  $(PY_VENV)/bin/python -m pytest -ra -o cache_dir=$(PY_BUILD)/pytest-cache tests
 	@echo "test-python: all Python checks passed"
 

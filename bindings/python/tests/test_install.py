@@ -1,7 +1,8 @@
 """`pip install ./bindings/python` in a fresh virtualenv builds libbill and bundles it.
 
-Slow on a cold Cargo cache (a release build of libbill); incremental after
-that because CARGO_TARGET_DIR points at a stable directory under build/.
+A release build of libbill by default. `make test` sets
+SETUPTOOLS_RUST_CARGO_PROFILE=dev and BILLSESSION_CARGO_TARGET_DIR to the
+repository's target/, so the build reuses what `make build` compiled.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def test_pip_install_builds_and_bundles_libbill(tmp_path: Path, emu: Emulator) -
     wheel_meta = next(venv.glob("lib/python*/site-packages/billsession-*.dist-info/WHEEL")).read_text()
     assert "Tag: py3-none-" in wheel_meta
 
-    # The bundled (release) library works: the quickstart against the emulator.
+    # The bundled library works: the quickstart against the emulator.
     qenv = dict(env)
     qenv.update(
         BILL_USER=DEMO["user_name"],
