@@ -13,14 +13,17 @@ pub const NS_PER_MS: u64 = 1_000_000;
 /// Boot-time minus coarse-monotonic time, in ns.
 static OFFSET: AtomicU64 = AtomicU64::new(0);
 
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios"))]
+fn read_clock(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid out-pointer; the clocks used exist on every supported kernel.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod imp {
-    fn read(clock: libc::clockid_t) -> u64 {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: ts is a valid out-pointer; these clocks exist on every supported kernel.
-        unsafe { libc::clock_gettime(clock, &mut ts) };
-        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-    }
+    use super::read_clock as read;
     pub fn precise() -> u64 {
         read(libc::CLOCK_BOOTTIME)
     }
@@ -32,12 +35,7 @@ mod imp {
 #[cfg(any(target_os = "macos", target_os = "ios"))]
 mod imp {
     // CLOCK_MONOTONIC on Apple platforms keeps counting during sleep.
-    fn read(clock: libc::clockid_t) -> u64 {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: ts is a valid out-pointer.
-        unsafe { libc::clock_gettime(clock, &mut ts) };
-        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-    }
+    use super::read_clock as read;
     pub fn precise() -> u64 {
         read(libc::CLOCK_MONOTONIC)
     }

@@ -8,8 +8,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
+
+/* Shared by the C test programs. */
+static inline uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static inline void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A variable that scripts/with-emulator.sh exports; exits when missing. */
+static inline const char *env(const char *k) {
+    const char *v = getenv(k);
+    if (!v) {
+        fprintf(stderr, "missing %s (run under scripts/with-emulator.sh)\n", k);
+        exit(2);
+    }
+    return v;
+}
 
 /* Port of an "http://127.0.0.1:PORT/..." URL. */
 static int url_port(const char *url) {

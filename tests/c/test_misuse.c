@@ -50,15 +50,6 @@ static const char *name(bill_status s) {
         }                                                                                                    \
     } while (0)
 
-static const char *env(const char *k) {
-    const char *v = getenv(k);
-    if (!v) {
-        fprintf(stderr, "missing %s (run under scripts/with-emulator.sh)\n", k);
-        exit(2);
-    }
-    return v;
-}
-
 /* Test inputs. */
 #define MIB (1u << 20)
 static char *big;                  /* 1 MiB of 'a', NUL-terminated */

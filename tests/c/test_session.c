@@ -26,29 +26,9 @@ static int passed, failed;
 
 #define CHECK_ST(expr, want) CHECK((expr) == (want))
 
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static long idle_ms(void) {
     const char *v = getenv("BILL_IDLE_TIMEOUT_MS");
     return v ? atol(v) : 3000;
-}
-
-static const char *env(const char *k) {
-    const char *v = getenv(k);
-    if (!v) {
-        fprintf(stderr, "missing %s (run under scripts/with-emulator.sh)\n", k);
-        exit(2);
-    }
-    return v;
 }
 
 /* Options for the emulator's demo account. */

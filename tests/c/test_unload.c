@@ -45,26 +45,6 @@ static const char *lib_path;
         }                                                                           \
     } while (0)
 
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static const char *env(const char *k) {
-    const char *v = getenv(k);
-    if (!v) {
-        fprintf(stderr, "missing %s (run under scripts/with-emulator.sh)\n", k);
-        exit(2);
-    }
-    return v;
-}
-
 /* Threads in this process; with `scheduler` set, only those named bill-scheduler. */
 static int count_threads(int scheduler) {
     DIR *d = opendir("/proc/self/task");

@@ -97,26 +97,6 @@ static void on_event(void *ud, bill_event ev, bill_status st, const char *detail
     keep_text("event detail", detail ? detail : "(null)");
 }
 
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static const char *env(const char *k) {
-    const char *v = getenv(k);
-    if (!v) {
-        fprintf(stderr, "missing %s (run under scripts/with-emulator.sh)\n", k);
-        exit(2);
-    }
-    return v;
-}
-
 static long idle_ms(void) {
     const char *v = getenv("BILL_IDLE_TIMEOUT_MS");
     return v ? atol(v) : 1500;
