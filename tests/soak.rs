@@ -56,7 +56,19 @@ struct EmuProcess {
     child: std::process::Child,
     v3_base: String,
     control: String,
-    http: ureq::Agent,
+    /// The test's own HTTP client; replaced before each memory reading so its
+    /// pool (128 KiB buffers per idle connection) is the same size each time.
+    http: std::sync::RwLock<ureq::Agent>,
+}
+
+fn test_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .max_idle_connections(64)
+        .max_idle_connections_per_host(64)
+        .build()
+        .into()
 }
 
 impl EmuProcess {
@@ -76,24 +88,26 @@ impl EmuProcess {
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let info: serde_json::Value = serde_json::from_str(&line).expect("emulator info line");
-        let http = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .max_idle_connections(64)
-            .max_idle_connections_per_host(64)
-            .build()
-            .into();
         EmuProcess {
             child,
             v3_base: info["v3_base"].as_str().unwrap().to_owned(),
             control: info["control"].as_str().unwrap().to_owned(),
-            http,
+            http: std::sync::RwLock::new(test_agent()),
         }
+    }
+
+    fn http(&self) -> ureq::Agent {
+        self.http.read().unwrap().clone()
+    }
+
+    /// A fresh client: the old pool and its buffers go.
+    fn reset_http(&self) {
+        *self.http.write().unwrap() = test_agent();
     }
 
     fn control(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
         let mut r = self
-            .http
+            .http()
             .post(format!("{}{path}", self.control))
             .header("content-type", "application/json")
             .send(body.to_string())
@@ -110,7 +124,7 @@ impl EmuProcess {
     /// The caller's own use of the id (what `bill_touch` is for). Returns the HTTP status.
     fn use_id(&self, dev_key: &str, id: &str) -> u16 {
         let r = self
-            .http
+            .http()
             .get(format!("{}/v3/login/session", self.v3_base))
             .header("devKey", dev_key)
             .header("sessionId", id)
@@ -405,6 +419,7 @@ fn soak() {
     // baseline is taken after it, so what the long run adds is what it keeps.
     let warm = cycle(&emu, &options, sessions_n, secs.min(3), &Arc::new(Stats::default()), &errors);
     assert_eq!(warm.sched_after, 0);
+    emu.reset_http();
     trim();
     std::thread::sleep(Duration::from_millis(200));
     let baseline = rss_kib();
@@ -412,6 +427,7 @@ fn soak() {
     let kinds_baseline = rss_by_kind();
 
     let c = cycle(&emu, &options, sessions_n, secs, &stats, &errors);
+    emu.reset_http();
     trim();
     std::thread::sleep(Duration::from_millis(200));
     let after = rss_kib();
@@ -469,8 +485,13 @@ fn soak() {
     assert!(!bill::scheduler::is_running());
     // Nothing kept: what malloc has handed out is back to the baseline (a leak
     // shows here even when the allocator's own caching hides or mimics one in RSS).
+    // glibc's per-thread cache keeps up to 7 freed blocks of each small size
+    // (~240 KiB) that mallinfo counts as in use; the make targets turn it off
+    // (GLIBC_TUNABLES=glibc.malloc.tcache_count=0) so the check can be tight.
+    let tcache_off = std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("tcache_count=0"));
+    let slack = if tcache_off { 64 } else { 512 };
     assert!(
-        heap_after <= heap_baseline + heap_baseline / 10 + 64,
+        heap_after <= heap_baseline + heap_baseline / 10 + slack,
         "malloc in use {heap_after} KiB after free, baseline {heap_baseline} KiB: something was not freed"
     );
     assert!(after <= baseline + baseline / 10, "RSS {after} KiB after free, baseline {baseline} KiB: more than 10% above");
