@@ -53,7 +53,7 @@ pub const MAX_MESSAGE_BYTES: usize = 2048;
 ///    error, which quotes the server's text without a bound
 ///    (`invalid type: string "zzz…"`), so a reply can make an error message of
 ///    any size (up to the 16 MiB reply limit).
-pub const WAIVE_REPORTED_V2_DEFECTS: bool = true;
+pub const WAIVE_REPORTED_V2_DEFECTS: bool = false;
 
 /// The Protocol messages of v2 `envelope_error` (defect 1 above).
 fn is_envelope_error_message(m: &str) -> bool {

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::{api_error, check_session_id, json_exact, require_json, server_error, LoginReply};
+use super::{api_error, check_session_id, json_exact, printable, require_json, server_error, LoginReply};
 use crate::error::{Context, Error, ErrorKind, Result};
 use crate::options::Options;
 use crate::secret::Secret;
@@ -112,7 +112,17 @@ pub fn check_json_reply(status: u16, content_type: Option<&str>, body: &[u8]) ->
     require_json(content_type)?;
     serde_json::from_slice::<serde::de::IgnoredAny>(body)
         .map(|_| ())
-        .map_err(|e| Error::new(ErrorKind::Protocol, format!("v3 reply is not JSON: {e}")))
+        .map_err(|e| Error::new(ErrorKind::Protocol, format!("v3 reply is not JSON: {}", printable(&e.to_string(), 200))))
+}
+
+/// Checks the reply to an ordinary call: an error, or a success whose body
+/// (if any) is JSON. BILL's v3 replies are JSON; anything else came from
+/// something in between (a proxy page, a cut connection) and must not pass as data.
+pub fn check_call_reply(status: u16, content_type: Option<&str>, body: &[u8]) -> Result<()> {
+    if body.is_empty() {
+        return check_reply(status, body);
+    }
+    check_json_reply(status, content_type, body)
 }
 
 #[cfg(test)]
@@ -141,6 +151,16 @@ mod tests {
     fn untrusted_is_mfa() {
         let body = br#"[{"code":"BDC_1361","severity":"ERROR","category":"DOWNSTREAM","message":"Untrusted session.","params":{}}]"#;
         assert_eq!(check_reply(403, body).unwrap_err().kind, ErrorKind::MfaRequired);
+    }
+
+    #[test]
+    fn call_bodies_must_be_json() {
+        assert!(check_call_reply(200, JSON, br#"{"a":1}"#).is_ok());
+        assert!(check_call_reply(204, None, b"").is_ok());
+        assert_eq!(check_call_reply(200, JSON, b"{\"a\":").unwrap_err().kind, ErrorKind::Protocol);
+        assert_eq!(check_call_reply(200, Some("text/html"), br#"{"a":1}"#).unwrap_err().kind, ErrorKind::Protocol);
+        let long = format!("[\"{}", "z".repeat(100_000));
+        assert!(check_call_reply(200, JSON, long.as_bytes()).unwrap_err().message.len() < 400);
     }
 
     #[test]
