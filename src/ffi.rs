@@ -913,7 +913,9 @@ pub unsafe extern "C" fn bill_login(opts: *const bill_options, out: *mut *mut bi
 /// `len` is not NULL, its length (without the NUL) into `*len`. Never waits
 /// on the network or on a renewal: during a renewal it returns the old id,
 /// which stays valid until the new one is installed. Never returns an id the
-/// library knows is dead. Thread-safe; lock-free.
+/// library knows is dead: it stops handing out an id shortly before the idle
+/// timeout (1/8 of it, at most 1 s), since the library's record of the last
+/// use can lag BILL's by a call's duration. Thread-safe; lock-free.
 ///
 /// The id is a secret: wipe `buf` when done (`bill_wipe`).
 ///
@@ -951,8 +953,9 @@ fn session_id_slow(s: *const bill_session, buf: *mut c_char, cap: usize, len: *m
 /// HTTP call to BILL with this id), postponing renewal. O(1), lock-free,
 /// allocation-free, no system call; safe from any thread at any rate.
 ///
-/// Returns BILL_OK; BILL_ERR_NULL_ARG; BILL_ERR_SESSION_EXPIRED (the
-/// session was already idle past its timeout: a touch cannot revive it);
+/// Returns BILL_OK; BILL_ERR_SESSION_EXPIRED (the session was already idle
+/// past the point where `bill_session_id` stops handing out its id: a touch
+/// cannot revive it); BILL_ERR_NULL_ARG;
 /// BILL_ERR_CLOSED; BILL_ERR_FORKED.
 #[no_mangle]
 pub unsafe extern "C" fn bill_touch(s: *mut bill_session) -> bill_status {

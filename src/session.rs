@@ -59,6 +59,8 @@ impl State {
 /// A touch within this long of the recorded one is not written again, so
 /// threads touching one session do not keep writing a shared cache line.
 const TOUCH_GRANULARITY_NS: u64 = NS_PER_MS;
+/// The most an id is withheld before the idle timeout (see `Inner::usable_ns`).
+const EXPIRY_GUARD_MAX_NS: u64 = 1000 * NS_PER_MS;
 /// How long the background thread waits when a caller holds the flight lock.
 const BUSY_RETRY_NS: u64 = 50 * NS_PER_MS;
 /// Attempts at a request that BILL refused with BDC_1322 (too many in flight).
@@ -86,6 +88,9 @@ fn refuse_in_callback() -> Result<()> {
 /// The id in use and what came with it. Wiped when the last reader lets go.
 struct Current {
     id: Secret,
+    /// When the sign-in request was sent: BILL's idle timer starts when it
+    /// handles the request, not when we read the reply.
+    sent_ns: u64,
     generation: u64,
     /// Base URL for calls: the configured one, or v2's accepted `apiEndPoint`.
     base: String,
@@ -113,6 +118,11 @@ struct Inner {
     dev_key_id: u64,
     epoch: u64,
     idle_ns: u64,
+    /// How long after its last use an id is still handed out: a little less
+    /// than the idle timeout, because our record of the last use can lag
+    /// BILL's by a call's duration (a touch after the caller's own call) and
+    /// a coarse clock tick.
+    usable_ns: u64,
     renew_after_ns: u64,
     current: ArcSwapOption<Current>,
     last_used: AtomicU64,
@@ -165,6 +175,7 @@ impl Session {
             dev_key_id: limits::dev_key_id(&cfg.opts.dev_key),
             epoch: fork::epoch(),
             idle_ns,
+            usable_ns: idle_ns - (idle_ns / 8).min(EXPIRY_GUARD_MAX_NS),
             renew_after_ns: cfg.renew_after().as_nanos() as u64,
             cfg,
             transport,
@@ -200,7 +211,7 @@ impl Session {
             State::Expired => return Err(expired()),
             _ => {}
         }
-        if clock::coarse_now_ns() > inner.last_used.load(Ordering::Acquire).saturating_add(inner.idle_ns) {
+        if clock::coarse_now_ns() > inner.last_used.load(Ordering::Acquire).saturating_add(inner.usable_ns) {
             return Err(expired());
         }
         let guard = inner.current.load();
@@ -220,7 +231,7 @@ impl Session {
         }
         let now = clock::coarse_now_ns();
         let prev = inner.last_used.load(Ordering::Relaxed);
-        if now > prev.saturating_add(inner.idle_ns) {
+        if now > prev.saturating_add(inner.usable_ns) {
             return false;
         }
         if now > prev + TOUCH_GRANULARITY_NS {
@@ -237,7 +248,7 @@ impl Session {
         if inner.state.load(Ordering::Acquire) == State::Expired as u8 {
             return None;
         }
-        if clock::coarse_now_ns() > inner.last_used.load(Ordering::Acquire).saturating_add(inner.idle_ns) {
+        if clock::coarse_now_ns() > inner.last_used.load(Ordering::Acquire).saturating_add(inner.usable_ns) {
             return None;
         }
         let guard = inner.current.load();
@@ -255,7 +266,7 @@ impl Session {
         }
         let now = clock::coarse_now_ns();
         let prev = inner.last_used.load(Ordering::Relaxed);
-        if now > prev.saturating_add(inner.idle_ns) {
+        if now > prev.saturating_add(inner.usable_ns) {
             // Too late: BILL has dropped the session. A touch must not revive it.
             return Err(expired());
         }
@@ -394,8 +405,9 @@ impl Inner {
         }
     }
 
+    /// Known dead, or too close to the idle timeout to hand the id out.
     fn is_dead(&self, now: u64) -> bool {
-        matches!(self.state(), State::Expired) || now > self.last_used.load(Ordering::Acquire).saturating_add(self.idle_ns)
+        matches!(self.state(), State::Expired) || now > self.last_used.load(Ordering::Acquire).saturating_add(self.usable_ns)
     }
 
     /// Sends one request, waiting for a slot among BILL's 3 in flight, and
@@ -454,6 +466,7 @@ impl Inner {
 
     /// One sign-in. Does not install the result.
     fn sign_in(&self, origin: Origin) -> Result<Current> {
+        let sent_ns = clock::now_ns();
         let o = &self.cfg.opts;
         limits::take_sign_in(self.dev_key_id, o.sign_in_budget, o.rate_window, origin)?;
         let base = &self.cfg.base.url;
@@ -476,7 +489,7 @@ impl Inner {
             (ApiVersion::V2, Some(mfa_id), Some(device)) => self.v2_trusted(&call_base, &reply.session_id, mfa_id, device),
             _ => reply.trusted,
         };
-        Ok(Current { id: reply.session_id, generation: 0, base: call_base, trusted })
+        Ok(Current { id: reply.session_id, sent_ns, generation: 0, base: call_base, trusted })
     }
 
     /// v2 Login does not say whether MFA trust took; MFAStatus.json does.
@@ -517,8 +530,9 @@ impl Inner {
             return;
         }
         cur.generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let sent_ns = cur.sent_ns;
         self.current.store(Some(Arc::new(cur)));
-        self.last_used.store(clock::now_ns(), Ordering::Release);
+        self.last_used.store(sent_ns, Ordering::Release);
         *flight = Flight::default();
         self.set_state(State::Active);
         let key = self.sched_key.load(Ordering::Acquire);
@@ -583,6 +597,7 @@ impl Inner {
         let mut retried = false;
         loop {
             let cur = self.current.load_full().ok_or_else(closed)?;
+            let sent_ns = clock::now_ns();
             let result = self.send_call(&cur, method, &path, body_text);
             match result {
                 Err(e) if e.kind == ErrorKind::SessionExpired && !retried => {
@@ -590,7 +605,8 @@ impl Inner {
                     self.renew_shared(cur.generation, true)?;
                 }
                 Ok(resp) => {
-                    self.last_used.store(clock::now_ns(), Ordering::Release);
+                    // BILL reset its timer when it handled the request, not when we read the reply.
+                    self.last_used.fetch_max(sent_ns, Ordering::AcqRel);
                     return Ok(resp);
                 }
                 Err(e) => return Err(e),
@@ -616,7 +632,7 @@ impl Inner {
                     None => Body::None,
                 };
                 self.request(method, &Self::url(&cur.base, path), &headers, b, |r| {
-                    v3::check_reply(r.status, &r.body)?;
+                    v3::check_call_reply(r.status, r.content_type.as_deref(), &r.body)?;
                     Ok(to_response(r))
                 })
             }
@@ -795,6 +811,7 @@ impl Task for Inner {
             self.set_state(State::Renewing);
         }
         let cur = self.current.load_full();
+        let sent_ns = clock::now_ns();
         let outcome: Result<Option<Current>> = match (mode, &cur) {
             (RefreshMode::KeepAlive, Some(c)) if now < dead_at => match self.keepalive(c) {
                 Ok(()) => Ok(None),
@@ -820,7 +837,7 @@ impl Task for Inner {
             Ok(None) => {
                 *flight = Flight::default();
                 drop(flight);
-                self.last_used.store(clock::now_ns(), Ordering::Release);
+                self.last_used.fetch_max(sent_ns, Ordering::AcqRel);
                 self.set_state(State::Active);
                 self.emit(Event::KeptAlive, None);
                 Some(self.next_deadline())

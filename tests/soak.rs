@@ -44,7 +44,7 @@ const PASSWORD: &str = "soak-password";
 /// Any other invalid id (ended by logout or force, unknown, or idle for longer)
 /// still fails. Set to false once the fix lands (see also the `#[ignore]`d
 /// slow_*_reply_keeps_ids_valid tests in tests/faults.rs).
-const WAIVE_REPORTED_SKEW: bool = true;
+const WAIVE_REPORTED_SKEW: bool = false;
 const SKEW_WAIVER_MS: u64 = 250;
 
 fn env_usize(name: &str, default: usize) -> usize {
