@@ -343,6 +343,11 @@ pub(crate) async fn run_main(sh: Arc<Shared>, first: TcpListener, tls: Option<Tl
     let mut listener = Some(first);
     loop {
         while !*want.borrow_and_update() {
+            // A refuse fault set before the first accept: close the socket
+            // bound at start too, or connections would hang instead of being refused.
+            if listener.take().is_some() {
+                sh.listen_actual.send_replace(false);
+            }
             if want.changed().await.is_err() {
                 return;
             }
