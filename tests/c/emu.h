@@ -35,6 +35,30 @@ static inline const char *env(const char *k) {
     return v;
 }
 
+/* Counting checks, shared by the C test programs. A failure prints the
+ * library's last error; a program that loads libbill with dlopen defines
+ * CHECK_DETAIL before including this header, and one that forks defines
+ * CHECK_WHO (a string expression naming the process, shown in brackets). */
+#ifndef CHECK_DETAIL
+#define CHECK_DETAIL(buf, cap) bill_last_error((buf), (cap), NULL)
+#endif
+#ifndef CHECK_WHO
+#define CHECK_WHO ""
+#endif
+static int passed, failed;
+#define CHECK(cond)                                                                                        \
+    do {                                                                                                   \
+        if (cond) {                                                                                        \
+            passed++;                                                                                      \
+        } else {                                                                                           \
+            failed++;                                                                                      \
+            char d_[512] = "";                                                                             \
+            CHECK_DETAIL(d_, sizeof d_);                                                                   \
+            fprintf(stderr, "%s:%d%s%s%s: CHECK failed: %s (last error: %s)\n", __FILE__, __LINE__,         \
+                    *CHECK_WHO ? " [" : "", CHECK_WHO, *CHECK_WHO ? "]" : "", #cond, d_);                  \
+        }                                                                                                  \
+    } while (0)
+
 /* Port of an "http://127.0.0.1:PORT/..." URL. */
 static int url_port(const char *url) {
     const char *p = strstr(url, "127.0.0.1:");

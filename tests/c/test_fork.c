@@ -23,23 +23,10 @@
 #include <unistd.h>
 
 #include "bill.h"
+#define CHECK_WHO who
 #include "emu.h"
 
-static int passed, failed;
 static const char *who = "parent";
-
-#define CHECK(cond)                                                                                    \
-    do {                                                                                               \
-        if (cond) {                                                                                    \
-            passed++;                                                                                  \
-        } else {                                                                                       \
-            failed++;                                                                                  \
-            char d_[512] = "";                                                                         \
-            bill_last_error(d_, sizeof d_, NULL);                                                      \
-            fprintf(stderr, "%s:%d [%s]: CHECK failed: %s (last error: %s)\n", __FILE__, __LINE__, who, \
-                    #cond, d_);                                                                        \
-        }                                                                                              \
-    } while (0)
 
 #define CHECK_ST(expr, want) CHECK((expr) == (want))
 

@@ -16,7 +16,6 @@
 #include "bill.h"
 #include "emu.h"
 
-static int passed, failed;
 
 static const char *name(bill_status s) {
     static const char *names[] = {"BILL_OK", "NULL_ARG", "INVALID_ARG", "BUFFER_TOO_SMALL", "AUTH", "SESSION_EXPIRED",
@@ -25,15 +24,6 @@ static const char *name(bill_status s) {
     return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "?";
 }
 
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (cond) {                                                                  \
-            passed++;                                                                \
-        } else {                                                                     \
-            failed++;                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                            \
-    } while (0)
 
 /* The call returns `want`. */
 #define ST(expr, want)                                                                                       \

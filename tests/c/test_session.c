@@ -10,19 +10,7 @@
 #include "bill.h"
 #include "emu.h"
 
-static int passed, failed;
 
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (cond) {                                                                      \
-            passed++;                                                                    \
-        } else {                                                                         \
-            failed++;                                                                    \
-            char d_[512] = "";                                                           \
-            bill_last_error(d_, sizeof d_, NULL);                                        \
-            fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__, __LINE__, #cond, d_); \
-        }                                                                                \
-    } while (0)
 
 #define CHECK_ST(expr, want) CHECK((expr) == (want))
 

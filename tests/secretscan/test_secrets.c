@@ -34,17 +34,7 @@
 #include "bill.h"
 #include "../c/emu.h"
 
-static int passed, failed;
 
-#define CHECK(cond)                                                                       \
-    do {                                                                                  \
-        if (cond) {                                                                       \
-            passed++;                                                                     \
-        } else {                                                                          \
-            failed++;                                                                     \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);      \
-        }                                                                                 \
-    } while (0)
 
 typedef int (*add_fn)(const char *kind, const void *p, size_t n);
 static add_fn scan_add;
