@@ -14,7 +14,7 @@ CXX      ?= c++
 CFLAGS_STRICT := -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude -g
 export LIB_SO LIB_A EMULATOR TARGET_DIR BUILD
 
-.PHONY: all build demo test test-rust test-c check-header clean
+.PHONY: all build demo test test-rust test-c check-header lint clean
 all: build
 
 # Builds libbill (.so, .a, header) and the emulator.
@@ -36,6 +36,11 @@ check-header: build
 	  echo "include/bill.h is out of date: commit the regenerated header"; git --no-pager diff --stat -- include/bill.h; exit 1; }
 	@echo "header: include/bill.h matches the sources"
 
+# Formatting and lints: the tree stays rustfmt- and clippy-clean.
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
 test-rust:
 	$(CARGO) test $(CARGO_PROFILE_FLAG) --workspace
 
@@ -49,7 +54,7 @@ include mk/c.mk
 -include mk/bench.mk
 
 # Every area's tests. Areas add themselves to TEST_TARGETS in their mk file.
-test: build check-header test-rust test-c $(TEST_TARGETS)
+test: build check-header lint test-rust test-c $(TEST_TARGETS)
 	@echo "make test: all suites passed"
 
 clean:

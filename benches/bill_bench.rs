@@ -61,14 +61,7 @@ struct Lib {
     set_event_callback: unsafe extern "C" fn(*mut Opts, Option<EventFn>, *mut c_void) -> Status,
     login: unsafe extern "C" fn(*const Opts, *mut *mut Sess) -> Status,
     session_id: unsafe extern "C" fn(*const Sess, *mut c_char, usize, *mut usize) -> Status,
-    call: unsafe extern "C" fn(
-        *mut Sess,
-        *const c_char,
-        *const c_char,
-        *const u8,
-        usize,
-        *mut *mut Resp,
-    ) -> Status,
+    call: unsafe extern "C" fn(*mut Sess, *const c_char, *const c_char, *const u8, usize, *mut *mut Resp) -> Status,
     response_body: unsafe extern "C" fn(*const Resp, *mut *const u8, *mut usize) -> Status,
     response_free: unsafe extern "C" fn(*mut Resp),
     session_free: unsafe extern "C" fn(*mut Sess),
@@ -89,18 +82,14 @@ unsafe fn fn_ptr<F: Copy>(p: *mut c_void) -> F {
 
 fn lib() -> &'static Lib {
     LIB.get_or_init(|| {
-        let path =
-            std::env::var("BILL_LIB_SO").unwrap_or_else(|_| "target/release/libbill.so".into());
+        let path = std::env::var("BILL_LIB_SO").unwrap_or_else(|_| "target/release/libbill.so".into());
         let cpath = CString::new(path.clone()).unwrap();
         // SAFETY: dlopen/dlsym with valid C strings; each symbol is cast to the
         // signature include/bill.h declares for it.
         unsafe {
             let h = libc::dlopen(cpath.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
             if h.is_null() {
-                panic!(
-                    "dlopen {path}: {}",
-                    CStr::from_ptr(libc::dlerror()).to_string_lossy()
-                );
+                panic!("dlopen {path}: {}", CStr::from_ptr(libc::dlerror()).to_string_lossy());
             }
             macro_rules! sym {
                 ($name:literal) => {{
@@ -157,13 +146,9 @@ impl Results {
         let Ok(path) = std::env::var("BENCH_JSON") else {
             return;
         };
-        let map: serde_json::Map<String, serde_json::Value> = self
-            .0
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::json!(v)))
-            .collect();
-        std::fs::write(&path, serde_json::to_string_pretty(&map).unwrap() + "\n")
-            .expect("write BENCH_JSON");
+        let map: serde_json::Map<String, serde_json::Value> =
+            self.0.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
+        std::fs::write(&path, serde_json::to_string_pretty(&map).unwrap() + "\n").expect("write BENCH_JSON");
     }
 }
 
@@ -185,10 +170,7 @@ fn env(k: &str) -> String {
 }
 
 fn env_num(k: &str, d: u64) -> u64 {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
+    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
 }
 
 fn check(st: Status, what: &str) {
@@ -196,10 +178,7 @@ fn check(st: Status, what: &str) {
         let mut buf = [0u8; 512];
         let mut len = 0usize;
         unsafe { (lib().last_error)(buf.as_mut_ptr() as *mut c_char, buf.len(), &mut len) };
-        panic!(
-            "{what}: status {st}: {}",
-            String::from_utf8_lossy(&buf[..len])
-        );
+        panic!("{what}: status {st}: {}", String::from_utf8_lossy(&buf[..len]));
     }
 }
 
@@ -213,11 +192,9 @@ fn c_options_at(base: &str, idle_ms: u64, margin_ms: u64) -> *mut Opts {
     unsafe {
         let mut o = std::ptr::null_mut();
         check((l.options_new)(&mut o), "bill_options_new");
-        for (k, f) in [
-            ("BILL_USER", l.set_user_name),
-            ("BILL_PASSWORD", l.set_password),
-            ("BILL_DEV_KEY", l.set_dev_key),
-        ] {
+        for (k, f) in
+            [("BILL_USER", l.set_user_name), ("BILL_PASSWORD", l.set_password), ("BILL_DEV_KEY", l.set_dev_key)]
+        {
             let v = env(k);
             check(f(o, v.as_ptr(), v.len()), k);
         }
@@ -251,10 +228,7 @@ fn c_login_at(base: &str, idle_ms: u64) -> *mut Sess {
 fn c_session_id(s: *mut Sess) -> String {
     let mut buf = [0u8; 256];
     let mut len = 0usize;
-    check(
-        unsafe { (lib().session_id)(s, buf.as_mut_ptr() as *mut c_char, buf.len(), &mut len) },
-        "bill_session_id",
-    );
+    check(unsafe { (lib().session_id)(s, buf.as_mut_ptr() as *mut c_char, buf.len(), &mut len) }, "bill_session_id");
     String::from_utf8(buf[..len].to_vec()).unwrap()
 }
 
@@ -271,21 +245,13 @@ impl Raw {
     fn new(port: u16, req: Vec<u8>) -> Raw {
         let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         s.set_nodelay(true).unwrap();
-        Raw {
-            r: BufReader::new(s),
-            req,
-            body: Vec::new(),
-        }
+        Raw { r: BufReader::new(s), req, body: Vec::new() }
     }
     fn round_trip(&mut self) -> u16 {
         self.r.get_mut().write_all(&self.req).expect("write");
         let mut line = String::new();
         self.r.read_line(&mut line).expect("status line");
-        let status: u16 = line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("status");
+        let status: u16 = line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status");
         let mut len = 0usize;
         loop {
             line.clear();
@@ -327,13 +293,7 @@ impl Resolver for LiteralFirst {
         if let Some(auth) = uri.authority() {
             let host = auth.host().trim_start_matches('[').trim_end_matches(']');
             if let Ok(ip) = host.parse::<IpAddr>() {
-                let port = auth
-                    .port_u16()
-                    .unwrap_or(if uri.scheme_str() == Some("https") {
-                        443
-                    } else {
-                        80
-                    });
+                let port = auth.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
                 let mut v = self.empty();
                 v.push(SocketAddr::new(ip, port));
                 return Ok(v);
@@ -370,10 +330,7 @@ struct Agents {
 
 fn agents() -> Agents {
     Agents {
-        plain: ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into(),
+        plain: ureq::Agent::config_builder().http_status_as_error(false).build().into(),
         timeouts: timeouts_config().into(),
         timeouts_literal: ureq::Agent::with_parts(
             timeouts_config(),
@@ -432,22 +389,9 @@ fn bench_call(res: &mut Results) {
     let l = lib();
     let lib_call = |s: *mut Sess| unsafe {
         let mut out = std::ptr::null_mut();
-        check(
-            (l.call)(
-                s,
-                c"GET".as_ptr(),
-                path_c.as_ptr(),
-                std::ptr::null(),
-                0,
-                &mut out,
-            ),
-            "bill_call",
-        );
+        check((l.call)(s, c"GET".as_ptr(), path_c.as_ptr(), std::ptr::null(), 0, &mut out), "bill_call");
         let (mut p, mut len) = (std::ptr::null(), 0usize);
-        check(
-            (l.response_body)(out, &mut p, &mut len),
-            "bill_response_body",
-        );
+        check((l.response_body)(out, &mut p, &mut len), "bill_response_body");
         (l.response_free)(out);
         len
     };
@@ -550,13 +494,8 @@ fn bench_login(res: &mut Results) {
         body.len()
     );
     let mut raw = Raw::new(port_of(&base), raw_req.into_bytes());
-    const NAMES: [&str; 5] = [
-        "login.lib",
-        "login.ureq",
-        "login.raw",
-        "login.ureq_timeouts",
-        "login.ureq_timeouts_literal",
-    ];
+    const NAMES: [&str; 5] =
+        ["login.lib", "login.ureq", "login.raw", "login.ureq_timeouts", "login.ureq_timeouts_literal"];
     // The sessions are freed after the run, untimed.
     let mut signed_in = Vec::with_capacity(n + 20);
     let t = interleave(NAMES.len(), n, 20, |k| match k {
@@ -604,10 +543,7 @@ fn profile_call(kind: &str, n: usize) {
     let path = c"vendors?max=20";
     let url = format!("{}/v3/vendors?max=20", env("BILL_V3_BASE_URL"));
     let (dev_key, id) = (env("BILL_DEV_KEY"), c_session_id(s));
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let t0 = Instant::now();
     for _ in 0..n {
         if kind == "ureq" {
@@ -622,25 +558,12 @@ fn profile_call(kind: &str, n: usize) {
         } else {
             unsafe {
                 let mut out = std::ptr::null_mut();
-                check(
-                    (lib().call)(
-                        s,
-                        c"GET".as_ptr(),
-                        path.as_ptr(),
-                        std::ptr::null(),
-                        0,
-                        &mut out,
-                    ),
-                    "bill_call",
-                );
+                check((lib().call)(s, c"GET".as_ptr(), path.as_ptr(), std::ptr::null(), 0, &mut out), "bill_call");
                 (lib().response_free)(out);
             }
         }
     }
-    println!(
-        "profile {kind}: {:.1} us/call over {n} calls",
-        t0.elapsed().as_nanos() as f64 / 1e3 / n as f64
-    );
+    println!("profile {kind}: {:.1} us/call over {n} calls", t0.elapsed().as_nanos() as f64 / 1e3 / n as f64);
     unsafe { (lib().session_free)(s) };
 }
 
@@ -693,10 +616,7 @@ fn bench_sessions(res: &mut Results) {
     let renew_after = pace * n as u32 + Duration::from_millis(env_num("BENCH_RENEW_GAP_MS", 3000));
     let margin_ms = 60_000u64;
     let epoch = *EPOCH.get_or_init(Instant::now);
-    RENEWED
-        .set((0..n).map(|_| AtomicU64::new(0)).collect())
-        .ok()
-        .unwrap();
+    RENEWED.set((0..n).map(|_| AtomicU64::new(0)).collect()).ok().unwrap();
 
     // Warm up: the first session starts the background thread and the connection pool.
     let anchor = c_login(0);
@@ -715,12 +635,7 @@ fn bench_sessions(res: &mut Results) {
             std::thread::sleep(w);
         }
         let mut s = std::ptr::null_mut();
-        unsafe {
-            check(
-                (l.set_event_callback)(o, Some(on_event), i as *mut c_void),
-                "callback",
-            )
-        };
+        unsafe { check((l.set_event_callback)(o, Some(on_event), i as *mut c_void), "callback") };
         login_started[i] = epoch.elapsed().as_nanos() as u64;
         unsafe { check((l.login)(o, &mut s), "bill_login") };
         *done = epoch.elapsed().as_nanos() as u64;
@@ -730,10 +645,7 @@ fn bench_sessions(res: &mut Results) {
     let heap_idle = c_heap_bytes() - heap0;
     let rss1 = status_kib("VmRSS:");
     let threads = thread_names();
-    let sched_threads = threads
-        .iter()
-        .filter(|t| t.starts_with("bill-sched"))
-        .count();
+    let sched_threads = threads.iter().filter(|t| t.starts_with("bill-sched")).count();
     println!(
         "{n} sessions signed in over {login_s:.1} s (one every {} us); renewal {:.1} s after sign-in",
         pace.as_micros(),
@@ -741,41 +653,22 @@ fn bench_sessions(res: &mut Results) {
     );
     res.put("sessions.n", n as f64, "sessions");
     res.put("sessions.login_phase_s", login_s, "s");
-    res.put(
-        "sessions.threads_total",
-        threads.len() as f64,
-        "threads in the process",
-    );
+    res.put("sessions.threads_total", threads.len() as f64, "threads in the process");
     res.put(
         "sessions.threads_added",
         threads.len() as f64 - threads_before.len() as f64,
         "threads added by N sessions",
     );
-    res.put(
-        "sessions.background_threads",
-        sched_threads as f64,
-        "bill-scheduler threads",
-    );
-    res.put(
-        "sessions.heap_per_session_bytes",
-        heap_idle as f64 / n as f64,
-        "bytes (malloc in use / N)",
-    );
-    res.put(
-        "sessions.rss_per_session_bytes",
-        (rss1 - rss0) * 1024.0 / n as f64,
-        "bytes (RSS growth / N)",
-    );
+    res.put("sessions.background_threads", sched_threads as f64, "bill-scheduler threads");
+    res.put("sessions.heap_per_session_bytes", heap_idle as f64 / n as f64, "bytes (malloc in use / N)");
+    res.put("sessions.rss_per_session_bytes", (rss1 - rss0) * 1024.0 / n as f64, "bytes (RSS growth / N)");
 
     // Wait for every renewal (or give up 30 s after the last deadline).
     let renewed = RENEWED.get().unwrap();
     let last_deadline = Duration::from_nanos(logged_in[n - 1]) + renew_after;
     let give_up = epoch + last_deadline + Duration::from_secs(30);
     loop {
-        let done = renewed
-            .iter()
-            .filter(|a| a.load(Ordering::Acquire) != 0)
-            .count();
+        let done = renewed.iter().filter(|a| a.load(Ordering::Acquire) != 0).count();
         if done == n || Instant::now() > give_up {
             break;
         }
@@ -800,52 +693,19 @@ fn bench_sessions(res: &mut Results) {
     let within = late_ms.iter().filter(|&&x| x <= 50.0).count();
     if late_ms.len() == n {
         let tenth = n.div_ceil(10);
-        let by_tenth: Vec<String> = late_ms
-            .chunks(tenth)
-            .map(|c| format!("{:.1}", c.iter().cloned().fold(f64::MIN, f64::max)))
-            .collect();
-        println!(
-            "  latest renewal (ms) in each tenth of the sessions, in sign-in order: {}",
-            by_tenth.join(" ")
-        );
+        let by_tenth: Vec<String> =
+            late_ms.chunks(tenth).map(|c| format!("{:.1}", c.iter().cloned().fold(f64::MIN, f64::max))).collect();
+        println!("  latest renewal (ms) in each tenth of the sessions, in sign-in order: {}", by_tenth.join(" "));
     }
     res.put("sessions.renewed", late_ms.len() as f64, "sessions renewed");
-    res.put(
-        "sessions.renew_failed_events",
-        FAILED.load(Ordering::Relaxed) as f64,
-        "events",
-    );
-    res.put(
-        "sessions.renew_late_median_ms",
-        median(&late_ms),
-        "ms after deadline",
-    );
-    res.put(
-        "sessions.renew_late_p99_ms",
-        pct(&late_ms, 99.0),
-        "ms after deadline",
-    );
-    res.put(
-        "sessions.renew_late_max_ms",
-        pct(&late_ms, 100.0),
-        "ms after deadline",
-    );
-    res.put(
-        "sessions.renew_late_est_median_ms",
-        median(&late_est_ms),
-        "ms after (login return + interval)",
-    );
-    res.put(
-        "sessions.renew_late_est_max_ms",
-        pct(&late_est_ms, 100.0),
-        "ms after (login return + interval)",
-    );
+    res.put("sessions.renew_failed_events", FAILED.load(Ordering::Relaxed) as f64, "events");
+    res.put("sessions.renew_late_median_ms", median(&late_ms), "ms after deadline");
+    res.put("sessions.renew_late_p99_ms", pct(&late_ms, 99.0), "ms after deadline");
+    res.put("sessions.renew_late_max_ms", pct(&late_ms, 100.0), "ms after deadline");
+    res.put("sessions.renew_late_est_median_ms", median(&late_est_ms), "ms after (login return + interval)");
+    res.put("sessions.renew_late_est_max_ms", pct(&late_est_ms, 100.0), "ms after (login return + interval)");
     res.put("sessions.renewed_within_50ms", within as f64, "sessions");
-    res.put(
-        "sessions.heap_per_session_after_renewal_bytes",
-        heap_after as f64 / n as f64,
-        "bytes",
-    );
+    res.put("sessions.heap_per_session_after_renewal_bytes", heap_after as f64 / n as f64, "bytes");
     let t0 = Instant::now();
     unsafe {
         for s in sessions {
@@ -853,11 +713,7 @@ fn bench_sessions(res: &mut Results) {
         }
         (l.options_free)(o);
     }
-    res.put(
-        "sessions.free_all_ms",
-        t0.elapsed().as_secs_f64() * 1e3,
-        "ms to free N sessions",
-    );
+    res.put("sessions.free_all_ms", t0.elapsed().as_secs_f64() * 1e3, "ms to free N sessions");
 
     // Burst: `nb` sessions whose renewals all fall due at the same moment. The
     // one background thread renews one after another, so the time to drain the
@@ -877,43 +733,24 @@ fn bench_sessions(res: &mut Results) {
             unsafe {
                 check((l.set_idle_timeout_ms)(ob, interval_ms + margin_ms), "idle");
                 check((l.set_renew_margin_ms)(ob, margin_ms), "margin");
-                check(
-                    (l.set_event_callback)(ob, Some(on_event), i as *mut c_void),
-                    "callback",
-                );
+                check((l.set_event_callback)(ob, Some(on_event), i as *mut c_void), "callback");
                 check((l.login)(ob, &mut s), "bill_login");
             }
             burst.push(s as usize);
         }
         let give_up = epoch + Duration::from_nanos(due_ns) + Duration::from_secs(60);
-        while renewed[..nb].iter().any(|a| a.load(Ordering::Acquire) == 0)
-            && Instant::now() < give_up
-        {
+        while renewed[..nb].iter().any(|a| a.load(Ordering::Acquire) == 0) && Instant::now() < give_up {
             std::thread::sleep(Duration::from_millis(50));
         }
-        let done: Vec<f64> = renewed[..nb]
-            .iter()
-            .map(|a| a.load(Ordering::Acquire) as f64)
-            .filter(|&v| v > 0.0)
-            .collect();
+        let done: Vec<f64> =
+            renewed[..nb].iter().map(|a| a.load(Ordering::Acquire) as f64).filter(|&v| v > 0.0).collect();
         let (first, last) = (pct(&done, 0.0), pct(&done, 100.0));
-        let within = done
-            .iter()
-            .filter(|&&v| v - (due_ns as f64) <= 50e6)
-            .count();
+        let within = done.iter().filter(|&&v| v - (due_ns as f64) <= 50e6).count();
         println!("burst: {nb} renewals due at the same moment");
         res.put("burst.n", nb as f64, "sessions");
         res.put("burst.renewed", done.len() as f64, "sessions renewed");
-        res.put(
-            "burst.first_ms",
-            (first - due_ns as f64) / 1e6,
-            "ms after the deadline",
-        );
-        res.put(
-            "burst.drain_ms",
-            (last - due_ns as f64) / 1e6,
-            "ms after the deadline (last renewal)",
-        );
+        res.put("burst.first_ms", (first - due_ns as f64) / 1e6, "ms after the deadline");
+        res.put("burst.drain_ms", (last - due_ns as f64) / 1e6, "ms after the deadline (last renewal)");
         res.put(
             "burst.renewals_per_s",
             (done.len() as f64 - 1.0) / ((last - first) / 1e9),
@@ -931,10 +768,7 @@ fn bench_sessions(res: &mut Results) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let mode = args.first().map(String::as_str).unwrap_or("call");
     let mut res = Results::default();
     match mode {
@@ -945,14 +779,8 @@ fn main() {
             }
         }
         "sessions" => bench_sessions(&mut res),
-        "profile-call" => profile_call(
-            "lib",
-            args.get(1).and_then(|v| v.parse().ok()).unwrap_or(2000),
-        ),
-        "profile-ureq" => profile_call(
-            "ureq",
-            args.get(1).and_then(|v| v.parse().ok()).unwrap_or(2000),
-        ),
+        "profile-call" => profile_call("lib", args.get(1).and_then(|v| v.parse().ok()).unwrap_or(2000)),
+        "profile-ureq" => profile_call("ureq", args.get(1).and_then(|v| v.parse().ok()).unwrap_or(2000)),
         other => {
             eprintln!("unknown mode {other}: call | sessions | profile-call N | profile-ureq N");
             std::process::exit(2);

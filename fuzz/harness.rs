@@ -117,10 +117,8 @@ pub fn v2_reply(status: u16, ct: Option<&str>, body: &[u8]) {
                 assert_eq!(e.kind, ErrorKind::Server, "v2 HTTP {status} is a server error");
                 assert_eq!(e.http_status, Some(status));
             }
-            if status != 200 {
-                if !(WAIVE_REPORTED_V2_DEFECTS && is_envelope_error_message(&e.message)) {
-                    assert_eq!(e.http_status, Some(status), "v2 error for HTTP {status} lost the status");
-                }
+            if status != 200 && !(WAIVE_REPORTED_V2_DEFECTS && is_envelope_error_message(&e.message)) {
+                assert_eq!(e.http_status, Some(status), "v2 error for HTTP {status} lost the status");
             }
         }
     }
@@ -167,7 +165,10 @@ pub fn v3_reply(status: u16, ct: Option<&str>, body: &[u8]) {
     match v3::check_json_reply(status, ct, body) {
         Ok(()) => {
             assert!(two_xx && is_json_ct(ct), "v3 keepalive accepted HTTP {status} {ct:?}");
-            assert!(serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok(), "v3 keepalive accepted a non-JSON body");
+            assert!(
+                serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok(),
+                "v3 keepalive accepted a non-JSON body"
+            );
         }
         Err(e) => check_error("v3 keepalive", &e, status),
     }
@@ -227,8 +228,26 @@ impl<'a> Cursor<'a> {
     /// A number near the documented boundaries most of the time.
     fn number(&mut self) -> u64 {
         const EDGES: [u64; 20] = [
-            0, 1, 2, 63, 64, 65, 99, 100, 101, 255, 1023, 1024, 1025, 1 << 30, (1 << 30) + 1,
-            MAX_MS - 1, MAX_MS, MAX_MS + 1, u32::MAX as u64, u64::MAX,
+            0,
+            1,
+            2,
+            63,
+            64,
+            65,
+            99,
+            100,
+            101,
+            255,
+            1023,
+            1024,
+            1025,
+            1 << 30,
+            (1 << 30) + 1,
+            MAX_MS - 1,
+            MAX_MS,
+            MAX_MS + 1,
+            u32::MAX as u64,
+            u64::MAX,
         ];
         match self.byte().unwrap_or(0) % 4 {
             0 => EDGES[self.byte().unwrap_or(0) as usize % EDGES.len()],
@@ -418,7 +437,7 @@ pub fn options(data: &[u8], allow_login: bool) {
             match op % 22 {
                 0..=2 => {
                     let b = c.bytes();
-                    let null_ptr = c.byte().unwrap_or(0) % 8 == 0;
+                    let null_ptr = c.byte().unwrap_or(0).is_multiple_of(8);
                     let p = if null_ptr { std::ptr::null() } else { b.as_ptr() };
                     let got = match op % 22 {
                         0 => bill_options_set_user_name(target, p, b.len()),
@@ -433,7 +452,7 @@ pub fn options(data: &[u8], allow_login: bool) {
                 }
                 3 => {
                     let b = c.bytes();
-                    if c.byte().unwrap_or(0) % 8 == 0 {
+                    if c.byte().unwrap_or(0).is_multiple_of(8) {
                         (bill_options_set_org_id(target, std::ptr::null()), BILL_ERR_NULL_ARG)
                     } else {
                         let s = cstring(&b);
@@ -450,9 +469,9 @@ pub fn options(data: &[u8], allow_login: bool) {
                 }
                 6 => {
                     let pick = c.byte().unwrap_or(0);
-                    if pick % 16 == 0 {
+                    if pick.is_multiple_of(16) {
                         (bill_options_set_base_url(target, std::ptr::null()), BILL_OK)
-                    } else if pick % 2 == 0 {
+                    } else if pick.is_multiple_of(2) {
                         let (u, want) = url_from_parts(&mut c);
                         let s = cstring(&u);
                         (bill_options_set_base_url(target, s.as_ptr().cast()), want)
@@ -469,9 +488,18 @@ pub fn options(data: &[u8], allow_login: bool) {
                                 t.starts_with("https://") || t.starts_with("http://"),
                                 "accepted a base URL that is neither https:// nor http://: {t:?}"
                             );
-                            assert!(!t.contains(['#', '?', ' ']), "accepted a base URL with a query, fragment or space: {t:?}");
+                            assert!(
+                                !t.contains(['#', '?', ' ']),
+                                "accepted a base URL with a query, fragment or space: {t:?}"
+                            );
                         }
-                        let want = if null_opts { BILL_ERR_NULL_ARG } else if got == BILL_OK { BILL_OK } else { BILL_ERR_INVALID_ARG };
+                        let want = if null_opts {
+                            BILL_ERR_NULL_ARG
+                        } else if got == BILL_OK {
+                            BILL_OK
+                        } else {
+                            BILL_ERR_INVALID_ARG
+                        };
                         (got, want)
                     }
                 }
@@ -493,7 +521,7 @@ pub fn options(data: &[u8], allow_login: bool) {
                 }
                 11 => {
                     let b = c.bytes();
-                    if c.byte().unwrap_or(0) % 4 == 0 {
+                    if c.byte().unwrap_or(0).is_multiple_of(4) {
                         (bill_options_set_ca_file(target, std::ptr::null()), BILL_OK)
                     } else {
                         let s = cstring(&b);
@@ -512,7 +540,7 @@ pub fn options(data: &[u8], allow_login: bool) {
                 }
                 14 => {
                     let sel = c.byte().unwrap_or(0);
-                    if sel % 8 == 0 {
+                    if sel.is_multiple_of(8) {
                         (bill_options_set_mfa_trust(target, std::ptr::null(), 0, std::ptr::null()), BILL_OK)
                     } else {
                         let id = c.bytes();
@@ -550,17 +578,20 @@ pub fn options(data: &[u8], allow_login: bool) {
                 }
                 18 => {
                     let b = c.bytes();
-                    if c.byte().unwrap_or(0) % 8 == 0 {
+                    if c.byte().unwrap_or(0).is_multiple_of(8) {
                         (bill_options_allow_api_endpoint_host(target, std::ptr::null()), BILL_ERR_NULL_ARG)
                     } else {
                         let s = cstring(&b);
                         let t = c_text(&b);
-                        let ok = !t.is_empty() && t.len() <= 255 && t.iter().all(|&x| x.is_ascii_alphanumeric() || x == b'.' || x == b'-');
+                        let ok = !t.is_empty()
+                            && t.len() <= 255
+                            && t.iter().all(|&x| x.is_ascii_alphanumeric() || x == b'.' || x == b'-');
                         (bill_options_allow_api_endpoint_host(target, s.as_ptr().cast()), ok_if(ok))
                     }
                 }
                 19 => {
-                    let cb: bill_event_fn = if c.byte().unwrap_or(0) % 2 == 0 { Some(no_events) } else { None };
+                    let cb: bill_event_fn =
+                        if c.byte().unwrap_or(0).is_multiple_of(2) { Some(no_events) } else { None };
                     (bill_options_set_event_callback(target, cb, std::ptr::null_mut()), BILL_OK)
                 }
                 20 => {

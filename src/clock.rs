@@ -76,10 +76,7 @@ pub fn coarse_now_ns() -> u64 {
 
 /// Wall-clock milliseconds since the Unix epoch (BILL's hourly windows are wall-clock).
 pub fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 #[cfg(test)]

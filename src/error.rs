@@ -77,7 +77,11 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(
             self.kind,
-            ErrorKind::Network | ErrorKind::Timeout | ErrorKind::Server | ErrorKind::Protocol | ErrorKind::ResponseTooLarge
+            ErrorKind::Network
+                | ErrorKind::Timeout
+                | ErrorKind::Server
+                | ErrorKind::Protocol
+                | ErrorKind::ResponseTooLarge
         )
     }
 

@@ -282,7 +282,10 @@ unsafe fn session_ref<'a>(s: *const bill_session) -> Result<&'a Session, Error> 
         return Err(Error::invalid("session is not a live bill_session (freed or not from bill_login)"));
     }
     if !fork::is_current(s.session.epoch()) {
-        return Err(Error::new(ErrorKind::Forked, "this session was created before fork(); sign in again in the child"));
+        return Err(Error::new(
+            ErrorKind::Forked,
+            "this session was created before fork(); sign in again in the child",
+        ));
     }
     Ok(&s.session)
 }
@@ -354,7 +357,10 @@ unsafe fn copy_out(src: &[u8], buf: *mut c_char, cap: usize, len: *mut usize) ->
             // SAFETY: len is a caller-provided out-pointer.
             unsafe { *len = need };
         }
-        return Err(Error::new(ErrorKind::BufferTooSmall, format!("buffer too small: {need} bytes needed, NUL included")));
+        return Err(Error::new(
+            ErrorKind::BufferTooSmall,
+            format!("buffer too small: {need} bytes needed, NUL included"),
+        ));
     }
     // SAFETY: buf has at least `need` writable bytes; the regions cannot overlap (ours is Rust-owned).
     unsafe {
@@ -459,10 +465,26 @@ pub extern "C" fn bill_last_error_status() -> bill_status {
 
 fn status_from_u32(v: u32) -> bill_status {
     const ALL: [bill_status; 20] = [
-        BILL_OK, BILL_ERR_NULL_ARG, BILL_ERR_INVALID_ARG, BILL_ERR_BUFFER_TOO_SMALL, BILL_ERR_AUTH,
-        BILL_ERR_SESSION_EXPIRED, BILL_ERR_NETWORK, BILL_ERR_TIMEOUT, BILL_ERR_PROTOCOL, BILL_ERR_RATE_LIMITED,
-        BILL_ERR_MFA_REQUIRED, BILL_ERR_API, BILL_ERR_CLOSED, BILL_ERR_PANIC, BILL_ERR_FORKED, BILL_ERR_TLS,
-        BILL_ERR_SERVER, BILL_ERR_RESPONSE_TOO_LARGE, BILL_ERR_IN_CALLBACK, BILL_ERR_INTERNAL,
+        BILL_OK,
+        BILL_ERR_NULL_ARG,
+        BILL_ERR_INVALID_ARG,
+        BILL_ERR_BUFFER_TOO_SMALL,
+        BILL_ERR_AUTH,
+        BILL_ERR_SESSION_EXPIRED,
+        BILL_ERR_NETWORK,
+        BILL_ERR_TIMEOUT,
+        BILL_ERR_PROTOCOL,
+        BILL_ERR_RATE_LIMITED,
+        BILL_ERR_MFA_REQUIRED,
+        BILL_ERR_API,
+        BILL_ERR_CLOSED,
+        BILL_ERR_PANIC,
+        BILL_ERR_FORKED,
+        BILL_ERR_TLS,
+        BILL_ERR_SERVER,
+        BILL_ERR_RESPONSE_TOO_LARGE,
+        BILL_ERR_IN_CALLBACK,
+        BILL_ERR_INTERNAL,
     ];
     ALL.get(v as usize).copied().unwrap_or(BILL_ERR_INTERNAL)
 }
@@ -529,7 +551,13 @@ pub unsafe extern "C" fn bill_options_free(opts: *mut bill_options) {
     });
 }
 
-unsafe fn set_secret(opts: *mut bill_options, value: *const u8, len: usize, what: &str, pick: fn(&mut Options) -> &mut Secret) -> bill_status {
+unsafe fn set_secret(
+    opts: *mut bill_options,
+    value: *const u8,
+    len: usize,
+    what: &str,
+    pick: fn(&mut Options) -> &mut Secret,
+) -> bill_status {
     guard(|| {
         let o = unsafe { options_mut(opts) }?;
         // Assigning drops (and wipes) the previous value.
@@ -544,20 +572,32 @@ unsafe fn set_secret(opts: *mut bill_options, value: *const u8, len: usize, what
 /// `bill_wipe`) right after. Returns BILL_OK, BILL_ERR_NULL_ARG or
 /// BILL_ERR_INVALID_ARG.
 #[no_mangle]
-pub unsafe extern "C" fn bill_options_set_user_name(opts: *mut bill_options, value: *const u8, len: usize) -> bill_status {
+pub unsafe extern "C" fn bill_options_set_user_name(
+    opts: *mut bill_options,
+    value: *const u8,
+    len: usize,
+) -> bill_status {
     unsafe { set_secret(opts, value, len, "userName", |o| &mut o.user_name) }
 }
 
 /// Sets the password (or the sync token's value). Same rules as
 /// `bill_options_set_user_name`.
 #[no_mangle]
-pub unsafe extern "C" fn bill_options_set_password(opts: *mut bill_options, value: *const u8, len: usize) -> bill_status {
+pub unsafe extern "C" fn bill_options_set_password(
+    opts: *mut bill_options,
+    value: *const u8,
+    len: usize,
+) -> bill_status {
     unsafe { set_secret(opts, value, len, "password", |o| &mut o.password) }
 }
 
 /// Sets the developer key (devKey). Same rules as `bill_options_set_user_name`.
 #[no_mangle]
-pub unsafe extern "C" fn bill_options_set_dev_key(opts: *mut bill_options, value: *const u8, len: usize) -> bill_status {
+pub unsafe extern "C" fn bill_options_set_dev_key(
+    opts: *mut bill_options,
+    value: *const u8,
+    len: usize,
+) -> bill_status {
     unsafe { set_secret(opts, value, len, "devKey", |o| &mut o.dev_key) }
 }
 
@@ -791,7 +831,11 @@ pub unsafe extern "C" fn bill_options_set_max_response_bytes(opts: *mut bill_opt
 /// `count` at least 1; `window_ms` 100 ms to 30 days. Returns BILL_OK,
 /// BILL_ERR_NULL_ARG or BILL_ERR_INVALID_ARG.
 #[no_mangle]
-pub unsafe extern "C" fn bill_options_set_sign_in_budget(opts: *mut bill_options, count: u32, window_ms: u64) -> bill_status {
+pub unsafe extern "C" fn bill_options_set_sign_in_budget(
+    opts: *mut bill_options,
+    count: u32,
+    window_ms: u64,
+) -> bill_status {
     guard(|| {
         let o = unsafe { options_mut(opts) }?;
         if count == 0 {
@@ -824,7 +868,10 @@ pub unsafe extern "C" fn bill_options_set_max_in_flight(opts: *mut bill_options,
 /// scheme, host and port, so the session never reaches a host the caller did
 /// not configure. Returns BILL_OK, BILL_ERR_NULL_ARG or BILL_ERR_INVALID_ARG.
 #[no_mangle]
-pub unsafe extern "C" fn bill_options_allow_api_endpoint_host(opts: *mut bill_options, host: *const c_char) -> bill_status {
+pub unsafe extern "C" fn bill_options_allow_api_endpoint_host(
+    opts: *mut bill_options,
+    host: *const c_char,
+) -> bill_status {
     guard(|| {
         let o = unsafe { options_mut(opts) }?;
         let h = unsafe { str_in(host, "host", 255) }?;
@@ -925,7 +972,12 @@ pub unsafe extern "C" fn bill_login(opts: *const bill_options, out: *mut *mut bi
 /// (idle past the timeout; `bill_renew` or `bill_call` signs in again);
 /// BILL_ERR_CLOSED; BILL_ERR_FORKED.
 #[no_mangle]
-pub unsafe extern "C" fn bill_session_id(s: *const bill_session, buf: *mut c_char, cap: usize, len: *mut usize) -> bill_status {
+pub unsafe extern "C" fn bill_session_id(
+    s: *const bill_session,
+    buf: *mut c_char,
+    cap: usize,
+    len: *mut usize,
+) -> bill_status {
     // Hot path: a live session whose id fits. Anything else takes the slow path.
     let fast = catch_unwind(AssertUnwindSafe(|| {
         let sess = unsafe { live_session(s) }?;
@@ -1033,7 +1085,8 @@ pub unsafe extern "C" fn bill_call(
         let body = unsafe { bytes_in(body, body_len, "body") }?;
         let out = unsafe { out_ptr(out, "out") }?;
         let r = s.call(method, path, body)?;
-        *out = Box::into_raw(Box::new(bill_response { magic: RESPONSE_MAGIC, http_status: r.http_status, body: r.body }));
+        *out =
+            Box::into_raw(Box::new(bill_response { magic: RESPONSE_MAGIC, http_status: r.http_status, body: r.body }));
         Ok(())
     })
 }
@@ -1142,7 +1195,12 @@ pub unsafe extern "C" fn bill_session_error(
 /// Returns BILL_OK; BILL_ERR_NULL_ARG (session); BILL_ERR_BUFFER_TOO_SMALL
 /// (with `*len` set); BILL_ERR_FORKED.
 #[no_mangle]
-pub unsafe extern "C" fn bill_session_error_code(s: *const bill_session, buf: *mut c_char, cap: usize, len: *mut usize) -> bill_status {
+pub unsafe extern "C" fn bill_session_error_code(
+    s: *const bill_session,
+    buf: *mut c_char,
+    cap: usize,
+    len: *mut usize,
+) -> bill_status {
     guard(|| {
         let s = unsafe { session_ref(s) }?;
         let code = s.last_error().and_then(|e| e.code).unwrap_or_default();
@@ -1159,7 +1217,11 @@ pub unsafe extern "C" fn bill_session_error_code(s: *const bill_session, buf: *m
 /// NUL-terminated. Thread-safe for concurrent readers. Returns BILL_OK or
 /// BILL_ERR_NULL_ARG.
 #[no_mangle]
-pub unsafe extern "C" fn bill_response_body(r: *const bill_response, data: *mut *const u8, len: *mut usize) -> bill_status {
+pub unsafe extern "C" fn bill_response_body(
+    r: *const bill_response,
+    data: *mut *const u8,
+    len: *mut usize,
+) -> bill_status {
     guard(|| {
         let r = unsafe { response_ref(r) }?;
         let data = unsafe { out_ptr(data, "data") }?;

@@ -135,7 +135,12 @@ pub fn gate(key: u64, org: &str, max: u32) -> Arc<Gate> {
             .entry(org.to_owned())
             .or_insert_with(|| {
                 Arc::new(Gate {
-                    state: Mutex::new(GateState { in_flight: 0, max: max.max(1), next_ticket: 0, waiting: VecDeque::new() }),
+                    state: Mutex::new(GateState {
+                        in_flight: 0,
+                        max: max.max(1),
+                        next_ticket: 0,
+                        waiting: VecDeque::new(),
+                    }),
                     cv: Condvar::new(),
                 })
             })
@@ -168,7 +173,10 @@ impl Gate {
                 s.waiting.retain(|t| *t != ticket);
                 drop(s);
                 self.cv.notify_all();
-                return Err(Error::new(ErrorKind::Timeout, "timed out waiting for a request slot (BILL allows 3 in flight)"));
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    "timed out waiting for a request slot (BILL allows 3 in flight)",
+                ));
             }
             s = self.cv.wait_timeout(s, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
         }

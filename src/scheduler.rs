@@ -90,7 +90,10 @@ pub fn register(task: Weak<dyn Task>, deadline: u64) -> u64 {
         st.threads_started += 1;
         let generation = st.generation;
         let s2 = s.clone();
-        let spawned = std::thread::Builder::new().name("bill-scheduler".into()).stack_size(STACK_SIZE).spawn(move || run_loop(s2, generation));
+        let spawned = std::thread::Builder::new()
+            .name("bill-scheduler".into())
+            .stack_size(STACK_SIZE)
+            .spawn(move || run_loop(s2, generation));
         match spawned {
             Ok(h) => st.handle = Some(h),
             // Without a thread, deadlines pass unserved; calls still recover by signing in.
@@ -177,12 +180,8 @@ fn run_loop(s: Arc<Scheduler>, generation: u64) {
             }
         }
         if due.is_empty() {
-            let wait = st
-                .heap
-                .peek()
-                .map(|Reverse((d, _))| Duration::from_nanos(d - now))
-                .unwrap_or(MAX_WAIT)
-                .min(MAX_WAIT);
+            let wait =
+                st.heap.peek().map(|Reverse((d, _))| Duration::from_nanos(d - now)).unwrap_or(MAX_WAIT).min(MAX_WAIT);
             st = s.cv.wait_timeout(st, wait).unwrap_or_else(|p| p.into_inner()).0;
             continue;
         }

@@ -407,7 +407,8 @@ impl Inner {
 
     /// Known dead, or too close to the idle timeout to hand the id out.
     fn is_dead(&self, now: u64) -> bool {
-        matches!(self.state(), State::Expired) || now > self.last_used.load(Ordering::Acquire).saturating_add(self.usable_ns)
+        matches!(self.state(), State::Expired)
+            || now > self.last_used.load(Ordering::Acquire).saturating_add(self.usable_ns)
     }
 
     /// Sends one request, waiting for a slot among BILL's 3 in flight, and
@@ -486,7 +487,9 @@ impl Inner {
         };
         let call_base = self.call_base(reply.api_endpoint.as_deref());
         let trusted = match (o.api, &o.mfa_remember_id, &o.mfa_device) {
-            (ApiVersion::V2, Some(mfa_id), Some(device)) => self.v2_trusted(&call_base, &reply.session_id, mfa_id, device),
+            (ApiVersion::V2, Some(mfa_id), Some(device)) => {
+                self.v2_trusted(&call_base, &reply.session_id, mfa_id, device)
+            }
             _ => reply.trusted,
         };
         Ok(Current { id: reply.session_id, sent_ns, generation: 0, base: call_base, trusted })
@@ -499,7 +502,8 @@ impl Inner {
         let form = v2::session_form(&self.cfg.opts.dev_key, id, Some(data));
         self.request("POST", &Self::url(base, "MFAStatus.json"), &[], Body::Form(form.as_bytes()), |r| {
             v2::check_reply(r.status, r.content_type.as_deref(), &r.body)?;
-            let v: serde_json::Value = serde_json::from_slice(&r.body).map_err(|_| Error::new(ErrorKind::Protocol, "bad MFAStatus reply"))?;
+            let v: serde_json::Value =
+                serde_json::from_slice(&r.body).map_err(|_| Error::new(ErrorKind::Protocol, "bad MFAStatus reply"))?;
             Ok(v.pointer("/response_data/isTrusted").and_then(serde_json::Value::as_bool).unwrap_or(false))
         })
         .unwrap_or(false)
@@ -691,7 +695,9 @@ impl Inner {
             }
             ApiVersion::V3 => {
                 let headers = [("devKey", o.dev_key.expose()), ("sessionId", c.id.expose())];
-                self.request("POST", &Self::url(&c.base, v3::LOGOUT), &headers, Body::None, |r| v3::check_reply(r.status, &r.body))
+                self.request("POST", &Self::url(&c.base, v3::LOGOUT), &headers, Body::None, |r| {
+                    v3::check_reply(r.status, &r.body)
+                })
             }
         };
         // A session BILL already dropped is as logged out as it gets.
@@ -733,8 +739,13 @@ fn check_call<'a>(api: ApiVersion, method: &'a str, path: &str) -> Result<(&'a s
     if path.is_empty() || path.len() > MAX_URL_LEN {
         return Err(Error::invalid("path must be 1 to 2048 bytes"));
     }
-    if path.bytes().any(|b| b <= b' ' || b >= 0x7f || b == b'#' || b == b'\\') || path.contains("..") || path.contains("://") {
-        return Err(Error::invalid("path has characters that are not allowed (spaces, '#', '\\', '..', control or non-ASCII)"));
+    if path.bytes().any(|b| b <= b' ' || b >= 0x7f || b == b'#' || b == b'\\')
+        || path.contains("..")
+        || path.contains("://")
+    {
+        return Err(Error::invalid(
+            "path has characters that are not allowed (spaces, '#', '\\', '..', control or non-ASCII)",
+        ));
     }
     match api {
         ApiVersion::V2 => {
@@ -850,7 +861,8 @@ impl Task for Inner {
                     None
                 } else {
                     flight.failures += 1;
-                    let wait = e.retry_after.map(|d| d.as_nanos() as u64).unwrap_or_else(|| self.backoff_ns(flight.failures));
+                    let wait =
+                        e.retry_after.map(|d| d.as_nanos() as u64).unwrap_or_else(|| self.backoff_ns(flight.failures));
                     flight.next_retry_ns = clock::now_ns() + wait;
                     let at = flight.next_retry_ns;
                     drop(flight);
@@ -875,7 +887,10 @@ mod tests {
         assert!(check_call(ApiVersion::V2, "POST", "/").is_err());
         assert!(check_call(ApiVersion::V2, "POST", ".json").is_err());
         assert!(check_call(ApiVersion::V2, "POST", "List/").is_err());
-        assert_eq!(check_call(ApiVersion::V3, "get", "/v3/vendors?max=10").unwrap(), ("GET", "v3/vendors?max=10".into()));
+        assert_eq!(
+            check_call(ApiVersion::V3, "get", "/v3/vendors?max=10").unwrap(),
+            ("GET", "v3/vendors?max=10".into())
+        );
         assert!(check_call(ApiVersion::V3, "GET", "../admin").is_err());
         assert!(check_call(ApiVersion::V3, "TRACE", "vendors").is_err());
         assert!(check_call(ApiVersion::V3, "GET", "http://evil/").is_err());

@@ -83,18 +83,18 @@ impl Transport {
         }
         let result = match body {
             Body::None => b.body(()).map(|r| self.agent.run(r)),
-            Body::Form(bytes) => b.header("content-type", "application/x-www-form-urlencoded").body(bytes).map(|r| self.agent.run(r)),
+            Body::Form(bytes) => {
+                b.header("content-type", "application/x-www-form-urlencoded").body(bytes).map(|r| self.agent.run(r))
+            }
             Body::Json(bytes) => b.header("content-type", "application/json").body(bytes).map(|r| self.agent.run(r)),
         };
         // A bad header value (control bytes in a secret) is the caller's input, not the network.
-        let response = result.map_err(|_| Error::invalid("request could not be built (a header value has invalid characters)"))?;
+        let response =
+            result.map_err(|_| Error::invalid("request could not be built (a header value has invalid characters)"))?;
         let mut response = response.map_err(map_ureq_error)?;
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let content_type =
+            response.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = read_capped(response.body_mut().as_reader(), self.max_response)?;
         Ok(Reply { status, content_type, body })
     }
@@ -154,7 +154,12 @@ fn build_agent(key: &AgentKey) -> Result<ureq::Agent> {
 struct Resolve;
 
 impl Resolver for Resolve {
-    fn resolve(&self, uri: &http::Uri, config: &ureq::config::Config, timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
+    fn resolve(
+        &self,
+        uri: &http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let default_port = match uri.scheme_str() {
             Some("https") => Some(443),
             Some("http") => Some(80),
@@ -214,8 +219,9 @@ impl Resolver for Resolve {
 /// (failover) is picked up quickly.
 const DNS_TTL: Duration = Duration::from_secs(30);
 
-static DNS: PerProcess<Mutex<HashMap<String, (Vec<std::net::SocketAddr>, std::time::Instant)>>> =
-    PerProcess::new(|| Mutex::new(HashMap::new()));
+/// Resolved addresses per host, with when they were looked up.
+type DnsCache = HashMap<String, (Vec<std::net::SocketAddr>, std::time::Instant)>;
+static DNS: PerProcess<Mutex<DnsCache>> = PerProcess::new(|| Mutex::new(HashMap::new()));
 
 fn dns_cached(name: &str) -> Option<Vec<std::net::SocketAddr>> {
     let dns = DNS.get();
@@ -285,7 +291,10 @@ fn map_ureq_ref(e: &ureq::Error) -> Error {
         U::Pem(_) => Error::new(ErrorKind::Tls, "TLS error: bad PEM"),
         U::Http(_) | U::Protocol(_) | U::BadUri(_) => Error::new(ErrorKind::Protocol, "malformed HTTP exchange"),
         U::TooManyRedirects | U::RedirectFailed => Error::new(ErrorKind::Protocol, "BILL answered with a redirect"),
-        other => Error::new(ErrorKind::Network, format!("HTTP error: {}", other.to_string().chars().take(200).collect::<String>())),
+        other => Error::new(
+            ErrorKind::Network,
+            format!("HTTP error: {}", other.to_string().chars().take(200).collect::<String>()),
+        ),
     }
 }
 
@@ -293,4 +302,3 @@ fn map_ureq_ref(e: &ureq::Error) -> Error {
 pub fn clear_agents() {
     AGENTS.get().1.lock().unwrap_or_else(|p| p.into_inner()).clear();
 }
-

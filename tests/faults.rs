@@ -11,6 +11,7 @@
 //! - an id handed out during the fault is still valid at the emulator;
 //! - once the fault stops, the session recovers by itself (state back to
 //!   Active, the next call works) without the caller doing anything.
+//!
 //! v3 runs over HTTPS with the emulator's generated CA (given as the CA file),
 //! v2 over plain HTTP on loopback.
 
@@ -107,7 +108,9 @@ struct Log {
 impl Log {
     fn sink(self: &Arc<Self>) -> EventSink {
         let me = self.clone();
-        Arc::new(move |ev: Event, err: Option<&Error>| me.events.lock().unwrap().push((Instant::now(), ev, err.map(|e| e.kind))))
+        Arc::new(move |ev: Event, err: Option<&Error>| {
+            me.events.lock().unwrap().push((Instant::now(), ev, err.map(|e| e.kind)))
+        })
     }
     fn count(&self, ev: Event) -> usize {
         self.events.lock().unwrap().iter().filter(|e| e.1 == ev).count()
@@ -183,7 +186,9 @@ fn expect_fail<T>(what: &str, want: ErrorKind, f: impl FnOnce() -> bill::error::
 
 /// After a fault: the session gets back to Active by itself and calls work.
 fn recovers(env: &Env, s: &Session, what: &str) {
-    wait_for(&format!("{what}: back to Active"), || s.state() == State::Active && env.id_valid_at_emulator(s) == Some(true));
+    wait_for(&format!("{what}: back to Active"), || {
+        s.state() == State::Active && env.id_valid_at_emulator(s) == Some(true)
+    });
     let r = env.call(s).unwrap_or_else(|e| panic!("{what}: call after recovery: {e}"));
     assert_eq!(r.http_status, 200);
     assert_eq!(s.state(), State::Active);
@@ -204,7 +209,11 @@ impl Canary {
         // "slow" fault delays every other renewal by up to a request timeout.
         let env = env_idle(ApiVersion::V2, CANARY_IDLE);
         let log = Arc::new(Log::default());
-        let opts = Options { idle_timeout: Some(CANARY_IDLE), renew_margin: CANARY_IDLE - (IDLE - MARGIN), ..env.options(Some(&log)) };
+        let opts = Options {
+            idle_timeout: Some(CANARY_IDLE),
+            renew_margin: CANARY_IDLE - (IDLE - MARGIN),
+            ..env.options(Some(&log))
+        };
         let session = Session::login(&opts).unwrap();
         Canary { env, session, log }
     }
@@ -306,7 +315,11 @@ fn keepalive_faults(api: ApiVersion) {
         let (at, kind) = log.first_after(Event::RenewFailed, signed_in).unwrap();
         // A refused port refuses everything; the others hit only the keepalive.
         assert_eq!(kind, Some(c.want), "{what}: {:?}", s.last_error());
-        assert!(at - signed_in < IDLE - MARGIN + REQUEST_TIMEOUT + SLACK, "{what}: reported after {:?}", at - signed_in);
+        assert!(
+            at - signed_in < IDLE - MARGIN + REQUEST_TIMEOUT + SLACK,
+            "{what}: reported after {:?}",
+            at - signed_in
+        );
         env.emu.clear_faults();
         recovers(&env, &s, &what);
         // Recovered by a keepalive (same id) or, if the id idled out meanwhile, a sign-in.
@@ -374,7 +387,7 @@ fn tls_wrong_ca_is_refused() {
     // Plain HTTP to the HTTPS port is not mistaken for a reply.
     let plain = env.emu.v3_base().replace("https://", "http://");
     let opts = Options { base_url: Some(plain), ..env.options(None) };
-    let e = Session::login(&opts).err().expect("plain HTTP to a TLS port signed in");
+    let e = Session::login(&opts).expect_err("plain HTTP to a TLS port signed in");
     assert!(matches!(e.kind, ErrorKind::Network | ErrorKind::Protocol | ErrorKind::Timeout), "{e}");
 }
 
@@ -386,11 +399,22 @@ fn http_to_a_non_loopback_host_is_refused_at_option_time() {
     // SAFETY: out-pointer to a local; every string is NUL-terminated; o is freed once.
     unsafe {
         assert_eq!(bill_options_new(&mut o), bill_status::BILL_OK);
-        for url in ["http://api.bill.com/api/v2", "http://gateway.stage.bill.com/connect", "http://10.0.0.1/connect", "http://127.0.0.1.evil.example/x", "http://[::2]:80/"] {
+        for url in [
+            "http://api.bill.com/api/v2",
+            "http://gateway.stage.bill.com/connect",
+            "http://10.0.0.1/connect",
+            "http://127.0.0.1.evil.example/x",
+            "http://[::2]:80/",
+        ] {
             let c = CString::new(url).unwrap();
             assert_eq!(bill_options_set_base_url(o, c.as_ptr()), bill_status::BILL_ERR_INVALID_ARG, "{url}");
         }
-        for url in ["http://127.0.0.1:9/connect", "http://localhost/api/v2", "http://[::1]:8080/connect", "https://api.bill.com/api/v2"] {
+        for url in [
+            "http://127.0.0.1:9/connect",
+            "http://localhost/api/v2",
+            "http://[::1]:8080/connect",
+            "https://api.bill.com/api/v2",
+        ] {
             let c = CString::new(url).unwrap();
             assert_eq!(bill_options_set_base_url(o, c.as_ptr()), bill_status::BILL_OK, "{url}");
         }
@@ -409,7 +433,6 @@ fn http_to_a_non_loopback_host_is_refused_at_option_time() {
     assert_eq!(Session::login(&opts).err().map(|e| e.kind), Some(ErrorKind::InvalidArg));
     assert!(t.elapsed() < Duration::from_millis(500));
 }
-
 
 // ---------------------------------------------------------------------------
 // A slow reply (within the timeout) must not stretch the idle accounting.

@@ -62,8 +62,10 @@ fn json_value() -> impl Strategy<Value = Value> {
 fn bill_shaped() -> impl Strategy<Value = Value> {
     let session_id = prop_oneof![text().prop_map(Value::String), json_value()];
     let code = prop_oneof![
-        prop::sample::select(vec!["BDC_1101", "BDC_1102", "BDC_1109", "BDC_1144", "BDC_1322", "BDC_1361", "BDC_1001", "BDC_1129", ""])
-            .prop_map(|s| Value::String(s.into())),
+        prop::sample::select(vec![
+            "BDC_1101", "BDC_1102", "BDC_1109", "BDC_1144", "BDC_1322", "BDC_1361", "BDC_1001", "BDC_1129", ""
+        ])
+        .prop_map(|s| Value::String(s.into())),
         text().prop_map(Value::String),
         json_value(),
     ];
@@ -204,13 +206,14 @@ fn known_kinds() {
     assert_eq!(v3::check_reply(401, b"").unwrap_err().kind, ErrorKind::SessionExpired);
 }
 
-
 /// Finding 1 (src/wire/v2.rs, reported): a non-200 reply that looks like an
 /// error envelope but carries no usable error loses its HTTP status.
 #[test]
 fn v2_non_200_error_keeps_http_status() {
     let ct = Some("application/json");
-    for body in [&b"[1]"[..], br#"{"response_status":1}"#, br#"{"response_status":1,"response_data":{"error_code":""}}"#] {
+    for body in
+        [&b"[1]"[..], br#"{"response_status":1}"#, br#"{"response_status":1,"response_data":{"error_code":""}}"#]
+    {
         let e = v2::check_reply(404, ct, body).unwrap_err();
         assert_eq!(e.http_status, Some(404), "{}", String::from_utf8_lossy(body));
         let e = v2::parse_login(201, ct, body).unwrap_err();

@@ -51,11 +51,17 @@ fn each_auth_error_has_its_code() {
         // An inactive devKey and a locked login.
         let tag = format!("inactive{api:?}");
         let o = options(&e, &tag, api, 60_000, 1000);
-        e.add_account(Account { dev_key_inactive: true, ..Account::new(&format!("{tag}@example.com"), "pw-correct-horse", ORG, o.dev_key.expose()) });
+        e.add_account(Account {
+            dev_key_inactive: true,
+            ..Account::new(&format!("{tag}@example.com"), "pw-correct-horse", ORG, o.dev_key.expose())
+        });
         assert_eq!(Session::login(&o).err().unwrap().code.as_deref(), Some("BDC_1103"));
         let tag = format!("locked{api:?}");
         let o = options(&e, &tag, api, 60_000, 1000);
-        e.add_account(Account { locked: true, ..Account::new(&format!("{tag}@example.com"), "pw-correct-horse", ORG, o.dev_key.expose()) });
+        e.add_account(Account {
+            locked: true,
+            ..Account::new(&format!("{tag}@example.com"), "pw-correct-horse", ORG, o.dev_key.expose())
+        });
         assert_eq!(Session::login(&o).err().unwrap().code.as_deref(), Some("BDC_1110"));
     }
 }
@@ -229,7 +235,10 @@ fn permanent_error_stops_renewals_and_state_says_why() {
     let o = options(&e, "permanent", ApiVersion::V2, 1000, 500);
     let s = Session::login(&o).unwrap();
     // The login gets locked at BILL: renewal fails with BDC_1110.
-    e.add_account(Account { locked: true, ..Account::new("permanent@example.com", "pw-correct-horse", ORG, o.dev_key.expose()) });
+    e.add_account(Account {
+        locked: true,
+        ..Account::new("permanent@example.com", "pw-correct-horse", ORG, o.dev_key.expose())
+    });
     assert!(wait_until(ms(4000), || s.state() == State::Failed));
     let err = s.last_error().unwrap();
     assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::Auth, Some("BDC_1110")));
@@ -331,7 +340,8 @@ fn failed_renewal_events_carry_the_error_and_recover() {
     type Seen = Arc<Mutex<Vec<(Event, Option<ErrorKind>)>>>;
     let seen: Seen = Arc::default();
     let sink = seen.clone();
-    o.events = Some(Arc::new(move |ev, err: Option<&bill::Error>| sink.lock().unwrap().push((ev, err.map(|e| e.kind)))));
+    o.events =
+        Some(Arc::new(move |ev, err: Option<&bill::Error>| sink.lock().unwrap().push((ev, err.map(|e| e.kind)))));
     let s = Session::login(&o).unwrap();
     e.set_fault(Fault::new(FaultMode::Http503).target(FaultTarget::Login).count(2));
     assert!(wait_until(ms(5000), || seen.lock().unwrap().contains(&(Event::Renewed, None))));
@@ -343,7 +353,10 @@ fn failed_renewal_events_carry_the_error_and_recover() {
 #[test]
 fn foreign_api_endpoint_is_ignored() {
     let e = emulator(60_000);
-    e.configure(bill_emulator::ConfigPatch { api_endpoint: Some("https://attacker.example.com/api/v2".into()), ..Default::default() });
+    e.configure(bill_emulator::ConfigPatch {
+        api_endpoint: Some("https://attacker.example.com/api/v2".into()),
+        ..Default::default()
+    });
     let s = Session::login(&options(&e, "endpoint", ApiVersion::V2, 60_000, 1000)).unwrap();
     // The call still reaches the configured emulator, not the foreign host.
     assert_eq!(s.call("POST", "List/Vendor", b"{}").unwrap().http_status, 200);
@@ -363,11 +376,16 @@ fn api_errors_pass_through_with_their_code() {
 #[test]
 fn one_background_thread_for_many_sessions() {
     let e = emulator(60_000);
-    let sessions: Vec<_> = (0..20).map(|i| Session::login(&options(&e, &format!("many{i}"), ApiVersion::V3, 60_000, 1000)).unwrap()).collect();
+    let sessions: Vec<_> = (0..20)
+        .map(|i| Session::login(&options(&e, &format!("many{i}"), ApiVersion::V3, 60_000, 1000)).unwrap())
+        .collect();
     let count = || {
         std::fs::read_dir("/proc/self/task")
             .unwrap()
-            .filter(|t| std::fs::read_to_string(t.as_ref().unwrap().path().join("comm")).unwrap_or_default().trim() == "bill-scheduler")
+            .filter(|t| {
+                std::fs::read_to_string(t.as_ref().unwrap().path().join("comm")).unwrap_or_default().trim()
+                    == "bill-scheduler"
+            })
             .count()
     };
     assert_eq!(count(), 1);
@@ -414,7 +432,10 @@ fn host_names_resolve_and_calls_reuse_the_lookup() {
     let resolvers = || {
         std::fs::read_dir("/proc/self/task")
             .unwrap()
-            .filter(|t| std::fs::read_to_string(t.as_ref().unwrap().path().join("comm")).unwrap_or_default().trim() == "bill-resolve")
+            .filter(|t| {
+                std::fs::read_to_string(t.as_ref().unwrap().path().join("comm")).unwrap_or_default().trim()
+                    == "bill-resolve"
+            })
             .count()
     };
     for _ in 0..20 {

@@ -13,6 +13,7 @@
 //! - call through libbill (`GET /v3/vendors`), which must succeed;
 //! - use the id on their own (GET /v3/login/session, as a caller's own HTTP
 //!   call would) and then `touch` the session.
+//!
 //! Meanwhile a monitor samples /proc/self/task/*/comm: never more than one
 //! thread named bill-scheduler, and exactly one while sessions exist. After
 //! everything is freed, the background thread has exited, what malloc has
@@ -184,7 +185,13 @@ fn rss_by_kind() -> (u64, u64, u64) {
         let first = f.next().unwrap_or("");
         if first.contains('-') && first.chars().next().is_some_and(|c| c.is_ascii_hexdigit()) {
             let name = line.split_whitespace().nth(5).unwrap_or("");
-            kind = if name == "[heap]" { 0 } else if name.is_empty() { 1 } else { 2 };
+            kind = if name == "[heap]" {
+                0
+            } else if name.is_empty() {
+                1
+            } else {
+                2
+            };
         } else if first == "Rss:" {
             let kib: u64 = f.next().and_then(|v| v.parse().ok()).unwrap_or(0);
             match kind {
@@ -252,7 +259,12 @@ fn cycle(
     let sessions: Vec<Session> = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..THREADS)
             .map(|t| {
-                sc.spawn(move || (t..sessions_n).step_by(THREADS).map(|i| (i, Session::login(&options(i)).unwrap())).collect::<Vec<_>>())
+                sc.spawn(move || {
+                    (t..sessions_n)
+                        .step_by(THREADS)
+                        .map(|i| (i, Session::login(&options(i)).unwrap()))
+                        .collect::<Vec<_>>()
+                })
             })
             .collect();
         let mut all: Vec<(usize, Session)> = hs.into_iter().flat_map(|h| h.join().unwrap()).collect();
@@ -297,7 +309,7 @@ fn cycle(
                             stats.id_reads.fetch_add(1, Ordering::Relaxed);
                             reads += 1;
                             match s.with_id(str::to_owned) {
-                                Ok(id) if reads % 8 == 0 => {
+                                Ok(id) if reads.is_multiple_of(8) => {
                                     stats.id_checked.fetch_add(1, Ordering::Relaxed);
                                     let info = emu.session(&id);
                                     if info["valid"] != true {
@@ -363,13 +375,22 @@ fn cycle(
 
     // Free everything: the background thread exits with the last session.
     let t_free = Instant::now();
-    drop(Arc::try_unwrap(sessions).ok().expect("sessions still shared"));
+    drop(Arc::try_unwrap(sessions).unwrap_or_else(|_| panic!("sessions still shared")));
     let freed_in = t_free.elapsed();
     let end_wait = Instant::now() + Duration::from_secs(10);
     while (bill::scheduler::is_running() || scheduler_threads() != 0) && Instant::now() < end_wait {
         std::thread::sleep(Duration::from_millis(10));
     }
-    Cycle { signed_in, freed_in, samples, not_one, max_sched, peak_rss, sched_after: scheduler_threads(), threads_started }
+    Cycle {
+        signed_in,
+        freed_in,
+        samples,
+        not_one,
+        max_sched,
+        peak_rss,
+        sched_after: scheduler_threads(),
+        threads_started,
+    }
 }
 
 #[test]
@@ -380,7 +401,10 @@ fn soak() {
     let emu = Arc::new(EmuProcess::start());
     for i in 0..ACCOUNTS {
         let (user, org, key) = account(i);
-        emu.control("/_emu/accounts", serde_json::json!({"userName": user, "password": PASSWORD, "orgId": org, "devKey": key}));
+        emu.control(
+            "/_emu/accounts",
+            serde_json::json!({"userName": user, "password": PASSWORD, "orgId": org, "devKey": key}),
+        );
     }
     let stats = Arc::new(Stats::default());
     let errors: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -494,5 +518,8 @@ fn soak() {
         heap_after <= heap_baseline + heap_baseline / 10 + slack,
         "malloc in use {heap_after} KiB after free, baseline {heap_baseline} KiB: something was not freed"
     );
-    assert!(after <= baseline + baseline / 10, "RSS {after} KiB after free, baseline {baseline} KiB: more than 10% above");
+    assert!(
+        after <= baseline + baseline / 10,
+        "RSS {after} KiB after free, baseline {baseline} KiB: more than 10% above"
+    );
 }

@@ -72,38 +72,18 @@ fn value(v: impl serde::Serialize) -> Res {
     serde_json::to_value(v).map_err(|e| (500, e.to_string()))
 }
 
-pub(crate) async fn handle(
-    sh: Arc<Shared>,
-    info: &Info,
-    req: Request<Incoming>,
-) -> Response<EmuBody> {
+pub(crate) async fn handle(sh: Arc<Shared>, info: &Info, req: Request<Incoming>) -> Response<EmuBody> {
     let (parts, body) = req.into_parts();
     let Ok(body) = body.collect().await.map(|c| c.to_bytes()) else {
         return control_error(400, "unreadable body");
     };
-    match route(
-        &sh,
-        info,
-        &parts.method,
-        parts.uri.path(),
-        parts.uri.query(),
-        &body,
-    )
-    .await
-    {
+    match route(&sh, info, &parts.method, parts.uri.path(), parts.uri.query(), &body).await {
         Ok(v) => json_response(200, &v),
         Err((status, msg)) => control_error(status, &msg),
     }
 }
 
-async fn route(
-    sh: &Arc<Shared>,
-    info: &Info,
-    method: &Method,
-    path: &str,
-    query: Option<&str>,
-    body: &Bytes,
-) -> Res {
+async fn route(sh: &Arc<Shared>, info: &Info, method: &Method, path: &str, query: Option<&str>, body: &Bytes) -> Res {
     match (method, path) {
         (&Method::GET, "/_emu/health") => Ok(json!({"ok": true})),
         (&Method::GET, "/_emu/info") => value(info),
@@ -117,9 +97,7 @@ async fn route(
         }
         (&Method::GET, "/_emu/config") => value(sh.lock().settings.clone()),
         (&Method::GET, "/_emu/faults") => Ok(json!({"faults": sh.lock().faults()})),
-        (&Method::POST, "/_emu/session") => {
-            value(sh.session(&parse::<SessionReq>(body)?.session_id))
-        }
+        (&Method::POST, "/_emu/session") => value(sh.session(&parse::<SessionReq>(body)?.session_id)),
         (&Method::POST, "/_emu/expire") => {
             let r: ExpireReq = parse(body)?;
             let n = match (r.all, r.session_id) {
@@ -140,9 +118,7 @@ async fn route(
         }
         (&Method::POST, "/_emu/config") => value(sh.configure(parse::<ConfigPatch>(body)?)),
         (&Method::POST, "/_emu/clock") => {
-            sh.clock.advance(std::time::Duration::from_millis(
-                parse::<ClockReq>(body)?.advance_ms,
-            ));
+            sh.clock.advance(std::time::Duration::from_millis(parse::<ClockReq>(body)?.advance_ms));
             Ok(json!({"now_ms": sh.clock.now_ms(), "wall_ms": sh.clock.wall_ms()}))
         }
         (&Method::POST, "/_emu/reset") => {

@@ -25,16 +25,10 @@ pub(crate) const UNTRUSTED: &str = "BDC_1361";
 
 impl ApiError {
     fn new(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            message: message.into(),
-        }
+        ApiError { code, message: message.into() }
     }
     pub fn bad_credentials() -> Self {
-        Self::new(
-            BAD_CREDENTIALS,
-            "User name and/or password do not match our records.",
-        )
+        Self::new(BAD_CREDENTIALS, "User name and/or password do not match our records.")
     }
     pub fn bad_dev_key() -> Self {
         Self::new(BAD_DEV_KEY, "Developer key is invalid.")
@@ -47,10 +41,7 @@ impl ApiError {
         Self::new(DEV_KEY_INACTIVE, "Developer key is inactive.")
     }
     pub fn missing(param: &str) -> Self {
-        Self::new(
-            MISSING_PARAM,
-            format!("Missing parameter value for parameter: {param}."),
-        )
+        Self::new(MISSING_PARAM, format!("Missing parameter value for parameter: {param}."))
     }
     /// Two spaces after the first full stop, as BILL sends it.
     pub fn invalid_session() -> Self {
@@ -63,35 +54,20 @@ impl ApiError {
         Self::new(NOT_SUPPORTED, "API not supported.")
     }
     pub fn bad_json() -> Self {
-        Self::new(
-            BAD_JSON,
-            "Error Parsing Json Object. Please check your request.",
-        )
+        Self::new(BAD_JSON, "Error Parsing Json Object. Please check your request.")
     }
     pub fn invalid(param: &str, value: &str) -> Self {
-        Self::new(
-            INVALID_PARAM,
-            format!("Invalid parameter value for parameter,value: {param}, {value}."),
-        )
+        Self::new(INVALID_PARAM, format!("Invalid parameter value for parameter,value: {param}, {value}."))
     }
     pub fn request_limit(limit: u64) -> Self {
-        Self::new(
-            RATE_LIMIT,
-            format!("Max number of allowed requests per hour reached: {limit}."),
-        )
+        Self::new(RATE_LIMIT, format!("Max number of allowed requests per hour reached: {limit}."))
     }
     /// The login-limit text is UNCONFIRMED; same shape as the request limit.
     pub fn login_limit(limit: u64) -> Self {
-        Self::new(
-            RATE_LIMIT,
-            format!("Max number of allowed logins per hour reached: {limit}."),
-        )
+        Self::new(RATE_LIMIT, format!("Max number of allowed logins per hour reached: {limit}."))
     }
     pub fn concurrency() -> Self {
-        Self::new(
-            CONCURRENCY,
-            "Max number of concurrent requests per organization reached.",
-        )
+        Self::new(CONCURRENCY, "Max number of concurrent requests per organization reached.")
     }
     pub fn untrusted() -> Self {
         Self::new(UNTRUSTED, "Untrusted session.")
@@ -113,10 +89,7 @@ impl ApiError {
         Envelope {
             response_status: 1,
             response_message: "Error",
-            response_data: V2Error {
-                error_code: self.code,
-                error_message: &self.message,
-            },
+            response_data: V2Error { error_code: self.code, error_message: &self.message },
         }
     }
 
@@ -135,9 +108,7 @@ impl ApiError {
         match self.code {
             UNTRUSTED => "DOWNSTREAM",
             SYSTEM_ERROR => "SERVER",
-            BAD_CREDENTIALS | BAD_DEV_KEY | DEV_KEY_INACTIVE | INVALID_SESSION | LOGIN_LOCKED => {
-                "APPLICATION"
-            }
+            BAD_CREDENTIALS | BAD_DEV_KEY | DEV_KEY_INACTIVE | INVALID_SESSION | LOGIN_LOCKED => "APPLICATION",
             _ => "REQUEST",
         }
     }
@@ -183,13 +154,7 @@ pub(crate) fn iso_utc(ms: u64) -> String {
     let secs = ms / 1000;
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}+00:00",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}+00:00", rem / 3600, rem % 3600 / 60, rem % 60, ms % 1000)
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -202,15 +167,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let mp = (5 * doy + 2) / 153;
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
+    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
 }
 
 #[cfg(test)]

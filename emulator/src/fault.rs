@@ -63,12 +63,7 @@ pub struct Fault {
 
 impl Fault {
     pub fn new(mode: FaultMode) -> Self {
-        Fault {
-            mode,
-            target: FaultTarget::All,
-            delay_ms: 0,
-            count: 0,
-        }
+        Fault { mode, target: FaultTarget::All, delay_ms: 0, count: 0 }
     }
     pub fn target(mut self, target: FaultTarget) -> Self {
         self.target = target;
@@ -84,16 +79,12 @@ impl Fault {
     }
     /// Whether the request is answered by the fault alone (never processed).
     pub(crate) fn replaces_reply(&self) -> bool {
-        !matches!(
-            self.mode,
-            FaultMode::Delay | FaultMode::WrongContentType | FaultMode::None
-        )
+        !matches!(self.mode, FaultMode::Delay | FaultMode::WrongContentType | FaultMode::None)
     }
 }
 
 pub(crate) const HUGE_BODY_LEN: usize = 64 << 20;
-const HUGE_PREFIX: &[u8] =
-    br#"{"response_status":0,"response_message":"Success","response_data":{"pad":""#;
+const HUGE_PREFIX: &[u8] = br#"{"response_status":0,"response_message":"Success","response_data":{"pad":""#;
 const HUGE_SUFFIX: &[u8] = br#""}}"#;
 const CHUNK: usize = 64 << 10;
 
@@ -132,11 +123,7 @@ impl EmuBody {
     /// `fd` is the connection's socket; it outlives the body, which only the
     /// connection polls.
     pub fn torn(first: Bytes, fd: RawFd) -> Self {
-        EmuBody::Torn {
-            first: Some(first),
-            pause: Box::pin(tokio::time::sleep(Duration::from_millis(50))),
-            fd,
-        }
+        EmuBody::Torn { first: Some(first), pause: Box::pin(tokio::time::sleep(Duration::from_millis(50))), fd }
     }
 }
 
@@ -148,18 +135,10 @@ impl Body for EmuBody {
     type Data = Bytes;
     type Error = io::Error;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match self.get_mut() {
             EmuBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            EmuBody::Huge {
-                prefix,
-                filler,
-                remaining,
-                suffix,
-            } => {
+            EmuBody::Huge { prefix, filler, remaining, suffix } => {
                 if let Some(p) = prefix.take() {
                     return data(p);
                 }
@@ -180,10 +159,7 @@ impl Body for EmuBody {
                 // Linger 0 turns the close that follows the error into an RST.
                 let sock = unsafe { BorrowedFd::borrow_raw(*fd) };
                 let _ = socket2::SockRef::from(&sock).set_linger(Some(Duration::ZERO));
-                Poll::Ready(Some(Err(io::Error::new(
-                    io::ErrorKind::ConnectionReset,
-                    "injected reset",
-                ))))
+                Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::ConnectionReset, "injected reset"))))
             }
         }
     }

@@ -31,8 +31,7 @@ use serde::Serialize;
 use tokio::runtime::Runtime;
 
 pub use config::{
-    Account, Config, ConfigPatch, Settings, DEMO_DEV_KEY, DEMO_ORG, DEMO_ORG_NAME, DEMO_PASSWORD,
-    DEMO_USER,
+    Account, Config, ConfigPatch, Settings, DEMO_DEV_KEY, DEMO_ORG, DEMO_ORG_NAME, DEMO_PASSWORD, DEMO_USER,
 };
 pub use fault::{Fault, FaultMode, FaultTarget};
 pub use state::{Api, EndReason, Event, EventKind, SessionInfo, Stats, Violation};
@@ -76,10 +75,7 @@ impl Emulator {
             .enable_all()
             .build()?;
         let (main_l, ctl_l) = rt.block_on(async {
-            Ok::<_, io::Error>((
-                server::bind(loopback(cfg.port))?,
-                server::bind(loopback(cfg.control_port))?,
-            ))
+            Ok::<_, io::Error>((server::bind(loopback(cfg.port))?, server::bind(loopback(cfg.control_port))?))
         })?;
         let port = main_l.local_addr()?.port();
         let control_port = ctl_l.local_addr()?.port();
@@ -119,22 +115,9 @@ impl Emulator {
             info.v2_base.clone(),
             rt.handle().clone(),
         ));
-        rt.spawn(server::run_main(
-            sh.clone(),
-            main_l,
-            tls.map(|t| t.acceptor),
-        ));
-        rt.spawn(server::run_control(
-            sh.clone(),
-            ctl_l,
-            Arc::new(info.clone()),
-        ));
-        Ok(Emulator {
-            rt: Some(rt),
-            sh,
-            info,
-            temp_dir,
-        })
+        rt.spawn(server::run_main(sh.clone(), main_l, tls.map(|t| t.acceptor)));
+        rt.spawn(server::run_control(sh.clone(), ctl_l, Arc::new(info.clone())));
+        Ok(Emulator { rt: Some(rt), sh, info, temp_dir })
     }
 
     pub fn info(&self) -> &Info {
@@ -235,34 +218,19 @@ impl Emulator {
         self.sh.configure(patch)
     }
     pub fn set_idle_timeout(&self, d: Duration) {
-        self.configure(ConfigPatch {
-            idle_timeout_ms: Some(d.as_millis() as u64),
-            ..Default::default()
-        });
+        self.configure(ConfigPatch { idle_timeout_ms: Some(d.as_millis() as u64), ..Default::default() });
     }
     pub fn set_hour(&self, d: Duration) {
-        self.configure(ConfigPatch {
-            hour_ms: Some(d.as_millis() as u64),
-            ..Default::default()
-        });
+        self.configure(ConfigPatch { hour_ms: Some(d.as_millis() as u64), ..Default::default() });
     }
     pub fn set_login_limit(&self, n: u64) {
-        self.configure(ConfigPatch {
-            login_limit: Some(n),
-            ..Default::default()
-        });
+        self.configure(ConfigPatch { login_limit: Some(n), ..Default::default() });
     }
     pub fn set_request_limit(&self, n: u64) {
-        self.configure(ConfigPatch {
-            request_limit: Some(n),
-            ..Default::default()
-        });
+        self.configure(ConfigPatch { request_limit: Some(n), ..Default::default() });
     }
     pub fn set_max_in_flight(&self, n: u64) {
-        self.configure(ConfigPatch {
-            max_in_flight: Some(n),
-            ..Default::default()
-        });
+        self.configure(ConfigPatch { max_in_flight: Some(n), ..Default::default() });
     }
     /// Clears counters, log, violations, rate windows and faults; accounts stay,
     /// sessions too unless `sessions`.

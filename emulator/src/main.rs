@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use bill_emulator::{Account, Config, Emulator};
 
-const USAGE: &str =
-    "usage: bill-emulator [--port N] [--control-port N] [--idle-timeout-ms N] [--hour-ms N]
+const USAGE: &str = "usage: bill-emulator [--port N] [--control-port N] [--idle-timeout-ms N] [--hour-ms N]
   [--login-limit N] [--request-limit N] [--max-in-flight N] [--rate-limit-status N]
   [--api-endpoint URL] [--tls] [--state-dir DIR] [--exit-on-stdin-eof]
   [--user NAME] [--password PW] [--org ORGID] [--org-name NAME] [--dev-key KEY]";
@@ -30,10 +29,7 @@ fn parse(args: Vec<String>) -> Result<Cli, String> {
     });
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        let num = |v: String| {
-            v.parse::<u64>()
-                .map_err(|_| format!("{flag}: not a number: {v}"))
-        };
+        let num = |v: String| v.parse::<u64>().map_err(|_| format!("{flag}: not a number: {v}"));
         match flag.as_str() {
             "--port" => cfg.port = num(val()?)? as u16,
             "--control-port" => cfg.control_port = num(val()?)? as u16,
@@ -58,17 +54,12 @@ fn parse(args: Vec<String>) -> Result<Cli, String> {
         }
     }
     cfg.accounts = vec![acct];
-    Ok(Cli {
-        cfg,
-        exit_on_stdin_eof,
-    })
+    Ok(Cli { cfg, exit_on_stdin_eof })
 }
 
 /// Blocks until SIGTERM, SIGINT, or (if asked) end of stdin.
 fn wait_for_exit(exit_on_stdin_eof: bool) -> std::io::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;
@@ -115,8 +106,8 @@ fn main() -> ExitCode {
     };
     let line = serde_json::to_string(emu.info()).expect("info serializes");
     if let Some(dir) = state_dir {
-        let _ = std::fs::create_dir_all(&dir)
-            .and_then(|_| std::fs::write(dir.join("emulator.json"), format!("{line}\n")));
+        let _ =
+            std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(dir.join("emulator.json"), format!("{line}\n")));
     }
     let mut out = std::io::stdout().lock();
     if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {

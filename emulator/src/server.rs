@@ -41,10 +41,7 @@ pub(crate) struct Req {
 
 impl Req {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
+        self.headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty())
     }
     pub fn content_type_is(&self, want: &str) -> bool {
         self.header("content-type")
@@ -64,31 +61,12 @@ pub(crate) struct Outcome {
 }
 
 impl Outcome {
-    pub fn json(
-        status: u16,
-        kind: EventKind,
-        session_id: Option<String>,
-        v: &impl Serialize,
-    ) -> Self {
+    pub fn json(status: u16, kind: EventKind, session_id: Option<String>, v: &impl Serialize) -> Self {
         let body = serde_json::to_vec(v).unwrap_or_default().into();
-        Outcome {
-            status,
-            content_type: Some(JSON),
-            body,
-            kind,
-            session_id,
-            code: None,
-        }
+        Outcome { status, content_type: Some(JSON), body, kind, session_id, code: None }
     }
     pub fn empty(kind: EventKind, session_id: Option<String>) -> Self {
-        Outcome {
-            status: 200,
-            content_type: None,
-            body: Bytes::new(),
-            kind,
-            session_id,
-            code: None,
-        }
+        Outcome { status: 200, content_type: None, body: Bytes::new(), kind, session_id, code: None }
     }
 }
 
@@ -100,36 +78,20 @@ pub(crate) struct Rejection {
 
 impl From<ApiError> for Rejection {
     fn from(err: ApiError) -> Self {
-        Rejection {
-            err,
-            session_id: None,
-        }
+        Rejection { err, session_id: None }
     }
 }
 
 pub(crate) fn with_session(session_id: Option<&str>) -> impl FnOnce(ApiError) -> Rejection + '_ {
-    move |err| Rejection {
-        err,
-        session_id: session_id.map(str::to_string),
-    }
+    move |err| Rejection { err, session_id: session_id.map(str::to_string) }
 }
 
 pub(crate) fn error_outcome(sh: &Shared, api: Api, r: Rejection) -> Outcome {
     let mut o = match api {
-        Api::V2 => Outcome::json(
-            r.err.v2_status(),
-            EventKind::Rejected,
-            r.session_id,
-            &r.err.v2_body(),
-        ),
+        Api::V2 => Outcome::json(r.err.v2_status(), EventKind::Rejected, r.session_id, &r.err.v2_body()),
         Api::V3 => {
             let status = r.err.v3_status(sh.lock().settings.rate_limit_status);
-            Outcome::json(
-                status,
-                EventKind::Rejected,
-                r.session_id,
-                &r.err.v3_body(sh.clock.wall_ms()),
-            )
+            Outcome::json(status, EventKind::Rejected, r.session_id, &r.err.v3_body(sh.clock.wall_ms()))
         }
     };
     o.code = Some(r.err.code);
@@ -138,10 +100,7 @@ pub(crate) fn error_outcome(sh: &Shared, api: Api, r: Rejection) -> Outcome {
 
 /// A required string field of a JSON object (v2 `data`, v3 bodies).
 pub(crate) fn json_str<'a>(v: &'a Value, key: &str) -> Result<&'a str, ApiError> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::missing(key))
+    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or_else(|| ApiError::missing(key))
 }
 
 /// Holds a generic call for `sleepMs` (capped at two minutes) to keep it in flight.
@@ -158,10 +117,9 @@ fn class_of(api: Api, method: &Method, path: &str) -> FaultTarget {
         (Api::V2, "/api/v2/Login.json" | "/api/v2/ListOrgs.json") => FaultTarget::Login,
         (Api::V2, "/api/v2/GetSessionInfo.json") => FaultTarget::Keepalive,
         (Api::V2, "/api/v2/Logout.json") => FaultTarget::Logout,
-        (
-            Api::V3,
-            "/connect/v3/login" | "/connect/v3/partner/login" | "/connect/v3/partner/login-as-user",
-        ) if post => FaultTarget::Login,
+        (Api::V3, "/connect/v3/login" | "/connect/v3/partner/login" | "/connect/v3/partner/login-as-user") if post => {
+            FaultTarget::Login
+        }
         (Api::V3, "/connect/v3/login/session") if method == Method::GET => FaultTarget::Keepalive,
         (Api::V3, "/connect/v3/logout") if post => FaultTarget::Logout,
         _ => FaultTarget::Calls,
@@ -180,37 +138,25 @@ fn response(status: u16, content_type: Option<&str>, body: EmuBody) -> Response<
 /// The reply of a fault that stands in for the real one.
 fn fault_response(sh: &Shared, f: &Fault, api: Api, fd: RawFd) -> Response<EmuBody> {
     let cut = match api {
-        Api::V2 => {
-            r#"{"response_status":0,"response_message":"Success","response_data":{"sessionId":"#
-        }
+        Api::V2 => r#"{"response_status":0,"response_message":"Success","response_data":{"sessionId":"#,
         Api::V3 => r#"{"organizationId":"00901","sessionId":"#,
     };
     match f.mode {
         FaultMode::Reset => {
-            let mut r = response(
-                200,
-                Some(JSON),
-                EmuBody::torn(Bytes::from_static(cut.as_bytes()), fd),
-            );
-            r.headers_mut()
-                .insert(CONTENT_LENGTH, HeaderValue::from_static("4096"));
+            let mut r = response(200, Some(JSON), EmuBody::torn(Bytes::from_static(cut.as_bytes()), fd));
+            r.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from_static("4096"));
             r
         }
         FaultMode::Http500 if api == Api::V3 => {
-            let body = serde_json::to_vec(&ApiError::system().v3_body(sh.clock.wall_ms()))
-                .unwrap_or_default();
+            let body = serde_json::to_vec(&ApiError::system().v3_body(sh.clock.wall_ms())).unwrap_or_default();
             response(500, Some(JSON), EmuBody::full(body))
         }
-        FaultMode::Http500 => response(
-            500,
-            Some(HTML),
-            EmuBody::full("<html><body><h1>500 Internal Server Error</h1></body></html>"),
-        ),
-        FaultMode::Http503 => response(
-            503,
-            Some(HTML),
-            EmuBody::full("<html><body><h1>503 Service Unavailable</h1></body></html>"),
-        ),
+        FaultMode::Http500 => {
+            response(500, Some(HTML), EmuBody::full("<html><body><h1>500 Internal Server Error</h1></body></html>"))
+        }
+        FaultMode::Http503 => {
+            response(503, Some(HTML), EmuBody::full("<html><body><h1>503 Service Unavailable</h1></body></html>"))
+        }
         FaultMode::Malformed => response(200, Some(JSON), EmuBody::full(cut)),
         _ => response(200, Some(JSON), EmuBody::huge()),
     }
@@ -224,23 +170,9 @@ async fn handle_main(sh: Arc<Shared>, fd: RawFd, req: Request<Incoming>) -> Resp
     if let Some(q) = &query {
         sh.check_query(&path, q);
     }
-    let api = if path.starts_with("/connect") {
-        Api::V3
-    } else {
-        Api::V2
-    };
-    let body = Limited::new(body, MAX_BODY)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .ok();
-    let req = Req {
-        method: parts.method,
-        path,
-        query,
-        headers: parts.headers,
-        body: body.clone().unwrap_or_default(),
-    };
+    let api = if path.starts_with("/connect") { Api::V3 } else { Api::V2 };
+    let body = Limited::new(body, MAX_BODY).collect().await.map(|c| c.to_bytes()).ok();
+    let req = Req { method: parts.method, path, query, headers: parts.headers, body: body.clone().unwrap_or_default() };
     let class = class_of(api, &req.method, &req.path);
     let fault = sh.take_fault(class);
     let record = |kind, session_id, code, status, fault: Option<&Fault>| {
@@ -268,24 +200,13 @@ async fn handle_main(sh: Arc<Shared>, fd: RawFd, req: Request<Incoming>) -> Resp
         (Some(_), Api::V2) => v2::handle(&sh, &req).await,
         (Some(_), Api::V3) => v3::handle(&sh, &req).await,
     };
-    record(
-        out.kind,
-        out.session_id.clone(),
-        out.code,
-        out.status,
-        fault.as_ref(),
-    );
+    record(out.kind, out.session_id.clone(), out.code, out.status, fault.as_ref());
     let mut content_type = out.content_type;
     match fault {
-        Some(Fault {
-            mode: FaultMode::Delay,
-            delay_ms,
-            ..
-        }) => tokio::time::sleep(Duration::from_millis(delay_ms)).await,
-        Some(Fault {
-            mode: FaultMode::WrongContentType,
-            ..
-        }) => content_type = Some(HTML),
+        Some(Fault { mode: FaultMode::Delay, delay_ms, .. }) => {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await
+        }
+        Some(Fault { mode: FaultMode::WrongContentType, .. }) => content_type = Some(HTML),
         _ => {}
     }
     response(out.status, content_type, EmuBody::full(out.body))
@@ -307,9 +228,7 @@ where
         let sh = sh.clone();
         async move { Ok::<_, Infallible>(handle_main(sh, fd, req).await) }
     });
-    let _ = http1::Builder::new()
-        .serve_connection(TokioIo::new(io), svc)
-        .await;
+    let _ = http1::Builder::new().serve_connection(TokioIo::new(io), svc).await;
 }
 
 async fn main_conn(sh: Arc<Shared>, stream: TcpStream, tls: Option<TlsAcceptor>) {
@@ -392,9 +311,7 @@ pub(crate) async fn run_control(sh: Arc<Shared>, l: TcpListener, info: Arc<Info>
                 let (sh, info) = (sh.clone(), info.clone());
                 async move { Ok::<_, Infallible>(control::handle(sh, &info, req).await) }
             });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(s), svc)
-                .await;
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(s), svc).await;
         });
     }
 }

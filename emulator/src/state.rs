@@ -127,14 +127,8 @@ pub(crate) struct Clock {
 
 impl Clock {
     fn new() -> Self {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        Clock {
-            start: Instant::now(),
-            start_wall_ms: wall.as_millis() as u64,
-            offset_ms: AtomicU64::new(0),
-        }
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        Clock { start: Instant::now(), start_wall_ms: wall.as_millis() as u64, offset_ms: AtomicU64::new(0) }
     }
     /// Milliseconds since the emulator started, offset included.
     pub fn now_ms(&self) -> u64 {
@@ -145,8 +139,7 @@ impl Clock {
         self.start_wall_ms + self.now_ms()
     }
     pub fn advance(&self, d: Duration) {
-        self.offset_ms
-            .fetch_add(d.as_millis() as u64, Ordering::Relaxed);
+        self.offset_ms.fetch_add(d.as_millis() as u64, Ordering::Relaxed);
     }
 }
 
@@ -242,9 +235,7 @@ pub(crate) struct Record<'a> {
 
 pub(crate) fn random_token(len: usize) -> String {
     const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    (0..len)
-        .map(|_| ALNUM[fastrand::usize(..ALNUM.len())] as char)
-        .collect()
+    (0..len).map(|_| ALNUM[fastrand::usize(..ALNUM.len())] as char).collect()
 }
 
 /// 40–60 characters, always with `! + / =` so clients must URL-encode it.
@@ -280,13 +271,9 @@ impl Inner {
     /// Adds or replaces the account for (userName, orgId); returns the userId.
     pub fn add_account(&mut self, a: Account) -> String {
         self.dev_keys.insert(a.dev_key.clone(), a.dev_key_inactive);
-        let uid = self
-            .user_ids
-            .entry(a.user_name.clone())
-            .or_insert_with(|| format!("006{}", random_token(15)))
-            .clone();
-        self.accounts
-            .retain(|x| !(x.user_name == a.user_name && x.org_id == a.org_id));
+        let uid =
+            self.user_ids.entry(a.user_name.clone()).or_insert_with(|| format!("006{}", random_token(15))).clone();
+        self.accounts.retain(|x| !(x.user_name == a.user_name && x.org_id == a.org_id));
         self.accounts.push(a);
         uid
     }
@@ -295,10 +282,7 @@ impl Inner {
         let index = wall_ms / self.settings.hour_ms;
         let w = self.windows.entry(dev_key.to_string()).or_default();
         if w.index != index {
-            *w = Window {
-                index,
-                ..Window::default()
-            };
+            *w = Window { index, ..Window::default() };
         }
         w
     }
@@ -313,13 +297,7 @@ impl Inner {
 
     /// devKey, login budget, then user name and password: the common part of
     /// Login, ListOrgs and the v3 logins. Every attempt with a good devKey counts.
-    pub fn sign_in(
-        &mut self,
-        dev_key: &str,
-        user: &str,
-        password: &str,
-        wall_ms: u64,
-    ) -> Result<(), ApiError> {
+    pub fn sign_in(&mut self, dev_key: &str, user: &str, password: &str, wall_ms: u64) -> Result<(), ApiError> {
         self.check_dev_key(dev_key)?;
         let limit = self.settings.login_limit;
         let w = self.window(dev_key, wall_ms);
@@ -327,11 +305,7 @@ impl Inner {
         if w.logins > limit {
             return Err(ApiError::login_limit(limit));
         }
-        let mut mine = self
-            .accounts
-            .iter()
-            .filter(|a| a.user_name == user && a.password == password)
-            .peekable();
+        let mut mine = self.accounts.iter().filter(|a| a.user_name == user && a.password == password).peekable();
         if mine.peek().is_none() {
             return Err(ApiError::bad_credentials());
         }
@@ -344,28 +318,14 @@ impl Inner {
     /// A full user sign-in (v2 Login, v3 login): sign-in checks, then the org
     /// (BDC_1129 naming `org_param`), then a new session, trusted if the MFA
     /// device pair was registered.
-    pub fn login(
-        &mut self,
-        r: &LoginReq<'_>,
-        now: u64,
-        wall_ms: u64,
-    ) -> Result<SessionView, ApiError> {
+    pub fn login(&mut self, r: &LoginReq<'_>, now: u64, wall_ms: u64) -> Result<SessionView, ApiError> {
         self.sign_in(r.dev_key, r.user, r.password, wall_ms)?;
         if !self.has_org(r.user, r.org_id) {
             return Err(ApiError::invalid(r.org_param, r.org_id));
         }
-        let trusted = r
-            .device
-            .is_some_and(|(id, dev)| self.is_trusted_device(id, dev));
+        let trusted = r.device.is_some_and(|(id, dev)| self.is_trusted_device(id, dev));
         let user_id = self.user_id(r.user);
-        let g = Grant {
-            dev_key: r.dev_key,
-            org_id: r.org_id,
-            user_id: &user_id,
-            api: r.api,
-            trusted,
-            partner: false,
-        };
+        let g = Grant { dev_key: r.dev_key, org_id: r.org_id, user_id: &user_id, api: r.api, trusted, partner: false };
         Ok(self.new_session(&g, now))
     }
 
@@ -399,19 +359,12 @@ impl Inner {
         self.accounts
             .iter()
             .filter(|a| a.user_name == user)
-            .map(|a| {
-                (
-                    a.org_id.clone(),
-                    a.org_name.clone().unwrap_or_else(|| a.org_id.clone()),
-                )
-            })
+            .map(|a| (a.org_id.clone(), a.org_name.clone().unwrap_or_else(|| a.org_id.clone())))
             .collect()
     }
 
     pub fn has_org(&self, user: &str, org_id: &str) -> bool {
-        self.accounts
-            .iter()
-            .any(|a| a.user_name == user && a.org_id == org_id)
+        self.accounts.iter().any(|a| a.user_name == user && a.org_id == org_id)
     }
 
     pub fn user_id(&self, user: &str) -> String {
@@ -419,19 +372,15 @@ impl Inner {
     }
 
     pub fn user_by_id(&self, user_id: &str, org_id: &str) -> bool {
-        self.user_ids
-            .iter()
-            .any(|(name, id)| id == user_id && self.has_org(name, org_id))
+        self.user_ids.iter().any(|(name, id)| id == user_id && self.has_org(name, org_id))
     }
 
     pub fn is_trusted_device(&self, id: &str, device: &str) -> bool {
-        self.trusted_devices
-            .contains(&(id.to_string(), device.to_string()))
+        self.trusted_devices.contains(&(id.to_string(), device.to_string()))
     }
 
     pub fn register_device(&mut self, id: &str, device: &str) {
-        self.trusted_devices
-            .insert((id.to_string(), device.to_string()));
+        self.trusted_devices.insert((id.to_string(), device.to_string()));
     }
 
     pub fn new_challenge(&mut self) -> String {
@@ -462,12 +411,7 @@ impl Inner {
             },
         );
         self.stats.sessions_issued.push(id.clone());
-        SessionView {
-            id,
-            org_id: g.org_id.into(),
-            user_id: g.user_id.into(),
-            trusted: g.trusted,
-        }
+        SessionView { id, org_id: g.org_id.into(), user_id: g.user_id.into(), trusted: g.trusted }
     }
 
     /// Marks a session dead if it has been idle too long; true if it is live.
@@ -499,20 +443,10 @@ impl Inner {
         if s.dev_key != dev_key || (s.api != api && !cross) || s.partner != partner {
             return Err(ApiError::invalid_session());
         }
-        Ok(SessionView {
-            id: id.into(),
-            org_id: s.org_id.clone(),
-            user_id: s.user_id.clone(),
-            trusted: s.trusted,
-        })
+        Ok(SessionView { id: id.into(), org_id: s.org_id.clone(), user_id: s.user_id.clone(), trusted: s.trusted })
     }
 
-    pub fn partner_session(
-        &mut self,
-        id: &str,
-        app_key: &str,
-        now: u64,
-    ) -> Result<SessionView, ApiError> {
+    pub fn partner_session(&mut self, id: &str, app_key: &str, now: u64) -> Result<SessionView, ApiError> {
         self.live_session(id, app_key, Api::V3, true, now)
     }
 
@@ -553,15 +487,12 @@ impl Inner {
 
     pub fn expire_all(&mut self, now: u64) -> usize {
         let ids: Vec<String> = self.sessions.keys().cloned().collect();
-        ids.iter()
-            .filter(|id| self.end_session(id, EndReason::Forced, now))
-            .count()
+        ids.iter().filter(|id| self.end_session(id, EndReason::Forced, now)).count()
     }
 
     fn matching_fault(&mut self, class: FaultTarget) -> Option<Fault> {
         let i = self.faults.iter().position(|f| {
-            f.fault.mode != FaultMode::Refuse
-                && (f.fault.target == FaultTarget::All || f.fault.target == class)
+            f.fault.mode != FaultMode::Refuse && (f.fault.target == FaultTarget::All || f.fault.target == class)
         })?;
         let f = &mut self.faults[i];
         let fault = f.fault.clone();
@@ -575,19 +506,11 @@ impl Inner {
     }
 
     fn refusing(&self) -> bool {
-        self.faults
-            .iter()
-            .any(|f| f.fault.mode == FaultMode::Refuse)
+        self.faults.iter().any(|f| f.fault.mode == FaultMode::Refuse)
     }
 
     pub fn faults(&self) -> Vec<Fault> {
-        self.faults
-            .iter()
-            .map(|f| Fault {
-                count: f.remaining,
-                ..f.fault.clone()
-            })
-            .collect()
+        self.faults.iter().map(|f| Fault { count: f.remaining, ..f.fault.clone() }).collect()
     }
 
     /// Query-string parameters that carry a secret, by name or by value.
@@ -595,9 +518,7 @@ impl Inner {
         const NAMES: [&str; 5] = ["username", "password", "devkey", "sessionid", "appkey"];
         let secret = |v: &str| {
             let hit = |s: &str| !s.is_empty() && (v == s || (s.len() >= 8 && v.contains(s)));
-            self.accounts
-                .iter()
-                .any(|a| hit(&a.password) || hit(&a.dev_key) || hit(&a.user_name))
+            self.accounts.iter().any(|a| hit(&a.password) || hit(&a.dev_key) || hit(&a.user_name))
                 || self.sessions.keys().any(|s| hit(s))
         };
         form_urlencoded::parse(query.as_bytes())
@@ -662,12 +583,7 @@ impl Drop for CallGuard {
 }
 
 impl Shared {
-    pub fn new(
-        settings: Settings,
-        accounts: Vec<Account>,
-        v2_base: String,
-        rt: tokio::runtime::Handle,
-    ) -> Self {
+    pub fn new(settings: Settings, accounts: Vec<Account>, v2_base: String, rt: tokio::runtime::Handle) -> Self {
         let mut inner = Inner::new(settings);
         for a in accounts {
             inner.add_account(a);
@@ -704,17 +620,13 @@ impl Shared {
     ) -> Result<CallGuard, ApiError> {
         let (now, wall) = (self.clock.now_ms(), self.clock.wall_ms());
         let mut g = self.lock();
-        let dk = dev_key
-            .filter(|k| !k.is_empty())
-            .ok_or_else(ApiError::no_dev_key)?;
+        let dk = dev_key.filter(|k| !k.is_empty()).ok_or_else(ApiError::no_dev_key)?;
         g.check_dev_key(dk)?;
         let limit = g.settings.request_limit;
         let w = g.window(dk, wall);
         w.requests += 1;
         let over = w.requests > limit;
-        let sid = session_id
-            .filter(|s| !s.is_empty())
-            .ok_or_else(ApiError::invalid_session)?;
+        let sid = session_id.filter(|s| !s.is_empty()).ok_or_else(ApiError::invalid_session)?;
         let view = g.live_session(sid, dk, api, false, now)?;
         if over {
             return Err(ApiError::request_limit(limit));
@@ -730,11 +642,7 @@ impl Shared {
         }
         g.in_flight.insert(key.clone(), n);
         g.stats.in_flight += 1;
-        Ok(CallGuard {
-            sh: self.clone(),
-            key,
-            view,
-        })
+        Ok(CallGuard { sh: self.clone(), key, view })
     }
 
     pub fn record(&self, r: Record<'_>) {
@@ -797,12 +705,7 @@ impl Shared {
         let t_ms = self.clock.now_ms();
         let mut g = self.lock();
         for (param, reason) in g.pii(query) {
-            g.stats.violations.push(Violation {
-                t_ms,
-                path: path.into(),
-                param,
-                reason: reason.into(),
-            });
+            g.stats.violations.push(Violation { t_ms, path: path.into(), param, reason: reason.into() });
         }
     }
 
@@ -827,12 +730,7 @@ impl Shared {
     }
 
     pub fn log_since(&self, seq: u64) -> Vec<Event> {
-        self.lock()
-            .log
-            .iter()
-            .filter(|e| e.seq >= seq)
-            .cloned()
-            .collect()
+        self.lock().log.iter().filter(|e| e.seq >= seq).cloned().collect()
     }
 
     pub fn session(&self, id: &str) -> SessionInfo {
@@ -862,11 +760,8 @@ impl Shared {
             let mut g = self.lock();
             let in_flight = g.stats.in_flight;
             let issued = std::mem::take(&mut g.stats.sessions_issued);
-            g.stats = Stats {
-                in_flight,
-                sessions_issued: if sessions { Vec::new() } else { issued },
-                ..Stats::default()
-            };
+            g.stats =
+                Stats { in_flight, sessions_issued: if sessions { Vec::new() } else { issued }, ..Stats::default() };
             g.log.clear();
             g.windows.clear();
             g.faults.clear();
@@ -897,11 +792,7 @@ impl Shared {
                         sh.sync_listener();
                     });
                 }
-                g.faults.push(ActiveFault {
-                    id,
-                    remaining: fault.count,
-                    fault,
-                });
+                g.faults.push(ActiveFault { id, remaining: fault.count, fault });
             }
         }
         self.sync_listener();
@@ -910,26 +801,19 @@ impl Shared {
     /// Tells the listener task whether to be open; returns the wanted state.
     fn sync_listener(&self) -> bool {
         let want = !self.lock().refusing();
-        self.listen_want
-            .send_if_modified(|w| std::mem::replace(w, want) != want);
+        self.listen_want.send_if_modified(|w| std::mem::replace(w, want) != want);
         want
     }
 
     pub async fn listener_settled(&self) {
         let want = *self.listen_want.borrow();
-        let _ = self
-            .listen_actual
-            .subscribe()
-            .wait_for(|a| *a == want)
-            .await;
+        let _ = self.listen_actual.subscribe().wait_for(|a| *a == want).await;
     }
 
     /// For callers outside the runtime: waits (bounded) until the listener matches.
     pub fn listener_settled_blocking(&self) {
         let deadline = Instant::now() + Duration::from_secs(5);
-        while *self.listen_actual.borrow() != *self.listen_want.borrow()
-            && Instant::now() < deadline
-        {
+        while *self.listen_actual.borrow() != *self.listen_want.borrow() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
     }

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
 use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::rustls::{crypto::ring, ServerConfig};
@@ -29,11 +28,7 @@ fn ca(name: &str) -> Result<(CertificateParams, KeyPair, String), rcgen::Error> 
     let mut p = CertificateParams::new(Vec::<String>::new())?;
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.distinguished_name.push(DnType::CommonName, name);
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     let pem = p.self_signed(&key)?.pem();
     Ok((p, key, pem))
 }
@@ -47,10 +42,7 @@ pub(crate) fn setup(dir: &Path) -> io::Result<TlsSetup> {
     let mut p = CertificateParams::new(names).map_err(err)?;
     p.distinguished_name.push(DnType::CommonName, "localhost");
     p.use_authority_key_identifier_extension = true;
-    p.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let cert = p.signed_by(&key, &issuer).map_err(err)?;
 
@@ -68,9 +60,5 @@ pub(crate) fn setup(dir: &Path) -> io::Result<TlsSetup> {
         .with_single_cert(vec![cert.der().clone()], key_der)
         .map_err(err)?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsSetup {
-        acceptor: TlsAcceptor::from(Arc::new(cfg)),
-        ca_file,
-        wrong_ca_file,
-    })
+    Ok(TlsSetup { acceptor: TlsAcceptor::from(Arc::new(cfg)), ca_file, wrong_ca_file })
 }

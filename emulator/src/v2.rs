@@ -49,11 +49,7 @@ impl Params {
 }
 
 fn ok(kind: EventKind, session_id: Option<String>, data: impl Serialize) -> Outcome {
-    let body = Envelope {
-        response_status: 0,
-        response_message: "Success",
-        response_data: data,
-    };
+    let body = Envelope { response_status: 0, response_message: "Success", response_data: data };
     Outcome::json(200, kind, session_id, &body)
 }
 
@@ -99,18 +95,9 @@ fn login(sh: &Shared, p: &Params) -> Res {
     let (now, wall) = (sh.clock.now_ms(), sh.clock.wall_ms());
     let mut g = sh.lock();
     let s = g.login(&r, now, wall)?;
-    let endpoint = g
-        .settings
-        .api_endpoint
-        .clone()
-        .unwrap_or_else(|| sh.v2_base.clone());
+    let endpoint = g.settings.api_endpoint.clone().unwrap_or_else(|| sh.v2_base.clone());
     let id = s.id.clone();
-    let data = LoginData {
-        session_id: s.id,
-        org_id: s.org_id,
-        api_end_point: endpoint,
-        users_id: s.user_id,
-    };
+    let data = LoginData { session_id: s.id, org_id: s.org_id, api_end_point: endpoint, users_id: s.user_id };
     Ok(ok(EventKind::Login, Some(id), data))
 }
 
@@ -121,43 +108,30 @@ fn list_orgs(sh: &Shared, p: &Params) -> Res {
     let wall = sh.clock.wall_ms();
     let mut g = sh.lock();
     g.sign_in(dev_key, user, password, wall)?;
-    let orgs: Vec<Value> = g
-        .orgs_of(user)
-        .into_iter()
-        .map(|(id, name)| json!({"orgId": id, "orgName": name}))
-        .collect();
+    let orgs: Vec<Value> =
+        g.orgs_of(user).into_iter().map(|(id, name)| json!({"orgId": id, "orgName": name})).collect();
     Ok(ok(EventKind::ListOrgs, None, Value::Array(orgs)))
 }
 
 /// PayBills and the invite/bank-account calls need an MFA-trusted session.
 fn needs_trust(sub: &str) -> bool {
     let name = sub.rsplit('/').next().unwrap_or(sub);
-    matches!(
-        name,
-        "PayBills.json" | "SendVendorInvite.json" | "SendInvite.json"
-    ) || sub.contains("VendorBankAccount")
+    matches!(name, "PayBills.json" | "SendVendorInvite.json" | "SendInvite.json") || sub.contains("VendorBankAccount")
 }
 
 async fn authed(sh: &Arc<Shared>, p: &Params, sub: &str) -> Res {
     let sid = p.get("sessionId");
-    let g = sh
-        .begin_call(p.get("devKey"), sid, Api::V2, needs_trust(sub))
-        .map_err(with_session(sid))?;
+    let g = sh.begin_call(p.get("devKey"), sid, Api::V2, needs_trust(sub)).map_err(with_session(sid))?;
     let id = Some(g.view.id.clone());
     let reject = with_session(sid);
     match sub {
         "GetSessionInfo.json" => {
             g.accept();
-            Ok(ok(
-                EventKind::Keepalive,
-                id,
-                json!({"organizationId": g.view.org_id, "userId": g.view.user_id}),
-            ))
+            Ok(ok(EventKind::Keepalive, id, json!({"organizationId": g.view.org_id, "userId": g.view.user_id})))
         }
         "Logout.json" => {
             g.accept();
-            sh.lock()
-                .end_session(&g.view.id, EndReason::Logout, sh.now());
+            sh.lock().end_session(&g.view.id, EndReason::Logout, sh.now());
             Ok(ok(EventKind::Logout, id, json!({})))
         }
         "MFAChallenge.json" => {
@@ -171,27 +145,14 @@ async fn authed(sh: &Arc<Shared>, p: &Params, sub: &str) -> Res {
                 let d = p.data()?;
                 let (challenge, token) = (json_str(&d, "challengeId")?, json_str(&d, "token")?);
                 let device = json_str(&d, "deviceId")?;
-                let remember = d
-                    .get("rememberMe")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
-                let machine = d
-                    .get("machineName")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                let mfa_id = sh
-                    .lock()
-                    .mfa_validate(&g.view.id, challenge, token, device, remember)?;
+                let remember = d.get("rememberMe").and_then(Value::as_bool).unwrap_or(false);
+                let machine = d.get("machineName").and_then(Value::as_str).unwrap_or("").to_string();
+                let mfa_id = sh.lock().mfa_validate(&g.view.id, challenge, token, device, remember)?;
                 Ok((mfa_id, machine))
             })()
             .map_err(reject)?;
             g.accept();
-            Ok(ok(
-                EventKind::Call,
-                id,
-                json!({"mfaId": mfa_id.0, "machineName": mfa_id.1}),
-            ))
+            Ok(ok(EventKind::Call, id, json!({"mfaId": mfa_id.0, "machineName": mfa_id.1})))
         }
         "MFAStatus.json" => {
             let trusted = (|| {
@@ -207,11 +168,7 @@ async fn authed(sh: &Arc<Shared>, p: &Params, sub: &str) -> Res {
             let data = p.data().map_err(reject)?;
             g.accept();
             hold(&data).await;
-            Ok(ok(
-                EventKind::Call,
-                id,
-                json!({"endpoint": sub, "echo": data}),
-            ))
+            Ok(ok(EventKind::Call, id, json!({"endpoint": sub, "echo": data})))
         }
     }
 }

@@ -35,11 +35,7 @@ fn body(req: &Req) -> Result<Value, ApiError> {
 }
 
 async fn route(sh: &Arc<Shared>, req: &Req) -> Res {
-    let Some(sub) = req
-        .path
-        .strip_prefix("/connect/v3/")
-        .filter(|s| !s.is_empty())
-    else {
+    let Some(sub) = req.path.strip_prefix("/connect/v3/").filter(|s| !s.is_empty()) else {
         return Err(ApiError::not_supported().into());
     };
     let b = body(req)?;
@@ -53,9 +49,7 @@ async fn route(sh: &Arc<Shared>, req: &Req) -> Res {
 
 /// `rememberMeId` + `device`, when both are given.
 fn device(b: &Value) -> Option<(&str, &str)> {
-    json_str(b, "rememberMeId")
-        .ok()
-        .zip(json_str(b, "device").ok())
+    json_str(b, "rememberMeId").ok().zip(json_str(b, "device").ok())
 }
 
 fn login(sh: &Shared, b: &Value) -> Res {
@@ -83,61 +77,33 @@ fn partner_login(sh: &Shared, b: &Value) -> Res {
     let mut g = sh.lock();
     g.sign_in(app_key, user, password, wall)?;
     let uid = g.user_id(user);
-    let grant = Grant {
-        dev_key: app_key,
-        org_id: "",
-        user_id: &uid,
-        api: Api::V3,
-        trusted: false,
-        partner: true,
-    };
+    let grant = Grant { dev_key: app_key, org_id: "", user_id: &uid, api: Api::V3, trusted: false, partner: true };
     let s = g.new_session(&grant, now);
-    Ok(ok(
-        EventKind::Login,
-        Some(s.id.clone()),
-        json!({"sessionId": s.id}),
-    ))
+    Ok(ok(EventKind::Login, Some(s.id.clone()), json!({"sessionId": s.id})))
 }
 
 fn login_as_user(sh: &Shared, req: &Req, b: &Value) -> Res {
     let sid = req.header("sessionId");
     let reject = with_session(sid);
-    let app_key = req
-        .header("appKey")
-        .or(req.header("devKey"))
-        .ok_or_else(|| ApiError::missing("appKey"))?;
+    let app_key = req.header("appKey").or(req.header("devKey")).ok_or_else(|| ApiError::missing("appKey"))?;
     let now = sh.now();
     let mut g = sh.lock();
-    g.partner_session(sid.unwrap_or(""), app_key, now)
-        .map_err(reject)?;
+    g.partner_session(sid.unwrap_or(""), app_key, now).map_err(reject)?;
     let user_id = json_str(b, "userId")?;
     let org = json_str(b, "organizationId")?;
     if !g.user_by_id(user_id, org) {
         return Err(ApiError::invalid("organizationId", org).into());
     }
     let trusted = device(b).is_some_and(|(id, dev)| g.is_trusted_device(id, dev));
-    let grant = Grant {
-        dev_key: app_key,
-        org_id: org,
-        user_id,
-        api: Api::V3,
-        trusted,
-        partner: false,
-    };
+    let grant = Grant { dev_key: app_key, org_id: org, user_id, api: Api::V3, trusted, partner: false };
     let s = g.new_session(&grant, now);
-    Ok(ok(
-        EventKind::Login,
-        Some(s.id.clone()),
-        json!({"sessionId": s.id, "trusted": trusted}),
-    ))
+    Ok(ok(EventKind::Login, Some(s.id.clone()), json!({"sessionId": s.id, "trusted": trusted})))
 }
 
 async fn authed(sh: &Arc<Shared>, req: &Req, sub: &str, b: Value) -> Res {
     let sid = req.header("sessionId");
     let trust = sub.starts_with("payments");
-    let g = sh
-        .begin_call(req.header("devKey"), sid, Api::V3, trust)
-        .map_err(with_session(sid))?;
+    let g = sh.begin_call(req.header("devKey"), sid, Api::V3, trust).map_err(with_session(sid))?;
     let id = Some(g.view.id.clone());
     let reject = with_session(sid);
     match (&req.method, sub) {
@@ -148,8 +114,7 @@ async fn authed(sh: &Arc<Shared>, req: &Req, sub: &str, b: Value) -> Res {
         }
         (&Method::POST, "logout") => {
             g.accept();
-            sh.lock()
-                .end_session(&g.view.id, EndReason::Logout, sh.now());
+            sh.lock().end_session(&g.view.id, EndReason::Logout, sh.now());
             Ok(Outcome::empty(EventKind::Logout, id))
         }
         (&Method::POST, "mfa/challenge") => {
@@ -161,25 +126,16 @@ async fn authed(sh: &Arc<Shared>, req: &Req, sub: &str, b: Value) -> Res {
             let remember_id = (|| {
                 let (challenge, token) = (json_str(&b, "challengeId")?, json_str(&b, "token")?);
                 let device = json_str(&b, "device")?;
-                let remember = b
-                    .get("rememberMe")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
-                sh.lock()
-                    .mfa_validate(&g.view.id, challenge, token, device, remember)
+                let remember = b.get("rememberMe").and_then(Value::as_bool).unwrap_or(false);
+                sh.lock().mfa_validate(&g.view.id, challenge, token, device, remember)
             })()
             .map_err(reject)?;
             g.accept();
-            Ok(ok(
-                EventKind::Call,
-                id,
-                json!({"rememberMeId": remember_id}),
-            ))
+            Ok(ok(EventKind::Call, id, json!({"rememberMeId": remember_id})))
         }
         (&Method::POST, "mfa/step-up") => {
             (|| {
-                let (remember_id, device) =
-                    (json_str(&b, "rememberMeId")?, json_str(&b, "device")?);
+                let (remember_id, device) = (json_str(&b, "rememberMeId")?, json_str(&b, "device")?);
                 let mut inner = sh.lock();
                 if !inner.is_trusted_device(remember_id, device) {
                     return Err(ApiError::invalid("device", device));
@@ -194,11 +150,7 @@ async fn authed(sh: &Arc<Shared>, req: &Req, sub: &str, b: Value) -> Res {
         _ => {
             g.accept();
             hold(&b).await;
-            Ok(ok(
-                EventKind::Call,
-                id,
-                json!({"method": req.method.as_str(), "path": req.path, "echo": b}),
-            ))
+            Ok(ok(EventKind::Call, id, json!({"method": req.method.as_str(), "path": req.path, "echo": b})))
         }
     }
 }

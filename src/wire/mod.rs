@@ -39,7 +39,10 @@ fn check_session_id(id: &Secret) -> Result<()> {
 pub fn require_json(content_type: Option<&str>) -> Result<()> {
     match content_type {
         Some(ct) if ct.to_ascii_lowercase().contains("json") => Ok(()),
-        Some(ct) => Err(Error::new(ErrorKind::Protocol, format!("expected a JSON reply, got content type '{}'", printable(ct, 64)))),
+        Some(ct) => Err(Error::new(
+            ErrorKind::Protocol,
+            format!("expected a JSON reply, got content type '{}'", printable(ct, 64)),
+        )),
         None => Err(Error::new(ErrorKind::Protocol, "reply has no content type; expected JSON")),
     }
 }
@@ -83,7 +86,8 @@ pub fn json_exact<T: serde::Serialize>(value: &T) -> Zeroizing<Vec<u8>> {
 /// Form-encodes `pairs` into a zeroizing buffer of exactly the right size.
 pub fn form_exact(pairs: &[(&str, &str)]) -> Zeroizing<String> {
     let enc_len = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).map(str::len).sum::<usize>();
-    let total: usize = pairs.iter().map(|(k, v)| enc_len(k) + 1 + enc_len(v)).sum::<usize>() + pairs.len().saturating_sub(1);
+    let total: usize =
+        pairs.iter().map(|(k, v)| enc_len(k) + 1 + enc_len(v)).sum::<usize>() + pairs.len().saturating_sub(1);
     let mut out = Zeroizing::new(String::with_capacity(total));
     for (i, (k, v)) in pairs.iter().enumerate() {
         if i > 0 {

@@ -81,8 +81,9 @@ fn open<'a>(status: u16, content_type: Option<&str>, body: &'a [u8], ctx: Contex
         return Err(Error::new(ErrorKind::Protocol, "unexpected HTTP status from BILL v2").with_http_status(status));
     }
     require_json(content_type)?;
-    let env: Envelope = serde_json::from_slice(body)
-        .map_err(|e| Error::new(ErrorKind::Protocol, format!("v2 reply is not a BILL envelope: {}", printable(&e.to_string(), 200))))?;
+    let env: Envelope = serde_json::from_slice(body).map_err(|e| {
+        Error::new(ErrorKind::Protocol, format!("v2 reply is not a BILL envelope: {}", printable(&e.to_string(), 200)))
+    })?;
     match env.response_status {
         0 => Ok(env.response_data),
         1 => Err(envelope_error(env.response_data, ctx)?),
@@ -107,7 +108,13 @@ pub fn parse_login(status: u16, content_type: Option<&str>, body: &[u8]) -> Resu
     let d: LoginData = serde_json::from_str(data.get())
         .map_err(|_| Error::new(ErrorKind::Protocol, "v2 sign-in reply has no sessionId"))?;
     check_session_id(&d.sessionId)?;
-    Ok(LoginReply { session_id: d.sessionId, org_id: d.orgId, user_id: d.usersId, api_endpoint: d.apiEndPoint, trusted: false })
+    Ok(LoginReply {
+        session_id: d.sessionId,
+        org_id: d.orgId,
+        user_id: d.usersId,
+        api_endpoint: d.apiEndPoint,
+        trusted: false,
+    })
 }
 
 /// Checks the reply to any authenticated call (including Logout and GetSessionInfo).
@@ -162,6 +169,9 @@ mod tests {
         assert_eq!(check_reply(200, JSON, b"{not json").unwrap_err().kind, ErrorKind::Protocol);
         assert_eq!(check_reply(200, Some("text/html"), b"{}").unwrap_err().kind, ErrorKind::Protocol);
         assert_eq!(check_reply(503, None, b"").unwrap_err().kind, ErrorKind::Server);
-        assert_eq!(parse_login(200, JSON, br#"{"response_status":0,"response_data":{"sessionId":""}}"#).unwrap_err().kind, ErrorKind::Protocol);
+        assert_eq!(
+            parse_login(200, JSON, br#"{"response_status":0,"response_data":{"sessionId":""}}"#).unwrap_err().kind,
+            ErrorKind::Protocol
+        );
     }
 }

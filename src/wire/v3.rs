@@ -71,7 +71,11 @@ fn failure(status: u16, body: &[u8], ctx: Context) -> Error {
     let parsed = match serde_json::from_slice::<ErrorBody>(body) {
         Ok(ErrorBody::Many(v)) => {
             let first_error = v.iter().position(|e| e.severity.as_deref().is_none_or(|s| s == "ERROR"));
-            first_error.map(|i| &v[i]).or(v.first()).filter(|e| !e.code.is_empty()).map(|e| api_error(&e.code, &e.message, ctx))
+            first_error
+                .map(|i| &v[i])
+                .or(v.first())
+                .filter(|e| !e.code.is_empty())
+                .map(|e| api_error(&e.code, &e.message, ctx))
         }
         Ok(ErrorBody::One(e)) if !e.code.is_empty() => Some(api_error(&e.code, &e.message, ctx)),
         _ => None,
@@ -94,7 +98,13 @@ pub fn parse_login(status: u16, content_type: Option<&str>, body: &[u8]) -> Resu
     let d: LoginData = serde_json::from_slice(body)
         .map_err(|_| Error::new(ErrorKind::Protocol, "v3 sign-in reply has no sessionId"))?;
     check_session_id(&d.sessionId)?;
-    Ok(LoginReply { session_id: d.sessionId, org_id: d.organizationId, user_id: d.userId, api_endpoint: None, trusted: d.trusted })
+    Ok(LoginReply {
+        session_id: d.sessionId,
+        org_id: d.organizationId,
+        user_id: d.userId,
+        api_endpoint: None,
+        trusted: d.trusted,
+    })
 }
 
 /// Checks the reply to any authenticated call. Bodies of successes are not parsed here.
@@ -110,9 +120,9 @@ pub fn check_reply(status: u16, body: &[u8]) -> Result<()> {
 pub fn check_json_reply(status: u16, content_type: Option<&str>, body: &[u8]) -> Result<()> {
     check_reply(status, body)?;
     require_json(content_type)?;
-    serde_json::from_slice::<serde::de::IgnoredAny>(body)
-        .map(|_| ())
-        .map_err(|e| Error::new(ErrorKind::Protocol, format!("v3 reply is not JSON: {}", printable(&e.to_string(), 200))))
+    serde_json::from_slice::<serde::de::IgnoredAny>(body).map(|_| ()).map_err(|e| {
+        Error::new(ErrorKind::Protocol, format!("v3 reply is not JSON: {}", printable(&e.to_string(), 200)))
+    })
 }
 
 /// Checks the reply to an ordinary call: an error, or a success whose body
@@ -133,7 +143,8 @@ mod tests {
 
     #[test]
     fn login_success() {
-        let r = parse_login(200, JSON, br#"{"organizationId":"o","sessionId":"s1","trusted":true,"userId":"u"}"#).unwrap();
+        let r =
+            parse_login(200, JSON, br#"{"organizationId":"o","sessionId":"s1","trusted":true,"userId":"u"}"#).unwrap();
         assert_eq!(r.session_id.expose(), "s1");
         assert!(r.trusted);
     }

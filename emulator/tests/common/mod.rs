@@ -32,21 +32,13 @@ impl Resp {
             Some(0) => None,
             Some(1) => {
                 assert_eq!(v["response_message"], "Error");
-                Some(
-                    v["response_data"]["error_code"]
-                        .as_str()
-                        .unwrap()
-                        .to_string(),
-                )
+                Some(v["response_data"]["error_code"].as_str().unwrap().to_string())
             }
             _ => panic!("not a v2 envelope: {v}"),
         }
     }
     pub fn v2_message(&self) -> String {
-        self.json()["response_data"]["error_message"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        self.json()["response_data"]["error_message"].as_str().unwrap().to_string()
     }
     pub fn v2_data(&self) -> Value {
         let v = self.json();
@@ -67,70 +59,38 @@ impl Resp {
 
 pub fn read(r: Result<Response<ureq::Body>, ureq::Error>) -> Resp {
     let mut r = r.expect("request failed");
-    let content_type = r
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string());
+    let content_type = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
     let text = r.body_mut().read_to_string().expect("body");
-    Resp {
-        status: r.status().as_u16(),
-        content_type,
-        text,
-    }
+    Resp { status: r.status().as_u16(), content_type, text }
 }
 
 pub fn v2(emu: &Emulator, path: &str, form: &[(&str, &str)]) -> Resp {
-    read(
-        agent()
-            .post(format!("{}/{path}", emu.v2_base()))
-            .send_form(form.iter().copied()),
-    )
+    read(agent().post(format!("{}/{path}", emu.v2_base())).send_form(form.iter().copied()))
 }
 
 pub fn v2_call(emu: &Emulator, path: &str, sid: &str, data: &Value) -> Resp {
     let data = data.to_string();
-    v2(
-        emu,
-        path,
-        &[
-            ("devKey", DEMO_DEV_KEY),
-            ("sessionId", sid),
-            ("data", &data),
-        ],
-    )
+    v2(emu, path, &[("devKey", DEMO_DEV_KEY), ("sessionId", sid), ("data", &data)])
 }
 
 pub fn v2_login(emu: &Emulator) -> String {
     let r = v2(
         emu,
         "Login.json",
-        &[
-            ("userName", DEMO_USER),
-            ("password", DEMO_PASSWORD),
-            ("orgId", DEMO_ORG),
-            ("devKey", DEMO_DEV_KEY),
-        ],
+        &[("userName", DEMO_USER), ("password", DEMO_PASSWORD), ("orgId", DEMO_ORG), ("devKey", DEMO_DEV_KEY)],
     );
     r.v2_data()["sessionId"].as_str().unwrap().to_string()
 }
 
 /// v3 request; `sid` adds the demo devKey and that session as headers.
-pub fn v3(
-    emu: &Emulator,
-    method: &str,
-    path: &str,
-    sid: Option<&str>,
-    body: Option<&Value>,
-) -> Resp {
+pub fn v3(emu: &Emulator, method: &str, path: &str, sid: Option<&str>, body: Option<&Value>) -> Resp {
     let url = format!("{}{path}", emu.v3_base());
     let mut req = ureq::http::Request::builder().method(method).uri(url);
     if let Some(s) = sid {
         req = req.header("devKey", DEMO_DEV_KEY).header("sessionId", s);
     }
     let req = match body {
-        Some(b) => req
-            .header("content-type", "application/json")
-            .body(b.to_string()),
+        Some(b) => req.header("content-type", "application/json").body(b.to_string()),
         None => req.body(String::new()),
     };
     read(agent().run(req.unwrap()))
