@@ -5,7 +5,7 @@
 //! State is keyed by a keyed hash of the devKey, so no copy of the key sits in a map.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -97,7 +97,16 @@ fn rate_limited(msg: &str, wait_ms: u64) -> Error {
     Error::new(ErrorKind::RateLimited, msg).with_retry_after(Duration::from_millis(wait_ms))
 }
 
-/// A FIFO queue of at most `max` requests in flight.
+/// Who waits for a request slot. Renewals race their session's idle
+/// deadline, so they go ahead of callers' calls, earliest deadline first;
+/// callers are served first come, first served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Priority {
+    Caller,
+    Renewal,
+}
+
+/// A queue of at most `max` requests in flight.
 pub struct Gate {
     state: Mutex<GateState>,
     cv: Condvar,
@@ -107,7 +116,9 @@ struct GateState {
     in_flight: u32,
     max: u32,
     next_ticket: u64,
-    waiting: VecDeque<u64>,
+    /// (class, order, ticket): renewals (class 0) by deadline, then callers
+    /// (class 1) by ticket. The first entry is next in line.
+    waiting: BTreeSet<(u8, u64, u64)>,
 }
 
 /// A slot in flight; released on drop.
@@ -139,7 +150,7 @@ pub fn gate(key: u64, org: &str, max: u32) -> Arc<Gate> {
                         in_flight: 0,
                         max: max.max(1),
                         next_ticket: 0,
-                        waiting: VecDeque::new(),
+                        waiting: BTreeSet::new(),
                     }),
                     cv: Condvar::new(),
                 })
@@ -149,16 +160,21 @@ pub fn gate(key: u64, org: &str, max: u32) -> Arc<Gate> {
 }
 
 impl Gate {
-    /// Waits in line (first come, first served) for a slot, up to `timeout`.
-    pub fn acquire(self: &Arc<Self>, timeout: Duration) -> Result<Permit> {
+    /// Waits in line for a slot, up to `timeout`. `deadline_ns` orders
+    /// renewals among themselves.
+    pub fn acquire(self: &Arc<Self>, timeout: Duration, priority: Priority, deadline_ns: u64) -> Result<Permit> {
         let deadline = Instant::now() + timeout;
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let ticket = s.next_ticket;
         s.next_ticket += 1;
-        s.waiting.push_back(ticket);
+        let place = match priority {
+            Priority::Renewal => (0, deadline_ns, ticket),
+            Priority::Caller => (1, ticket, ticket),
+        };
+        s.waiting.insert(place);
         loop {
-            if s.waiting.front() == Some(&ticket) && s.in_flight < s.max {
-                s.waiting.pop_front();
+            if s.waiting.first() == Some(&place) && s.in_flight < s.max {
+                s.waiting.remove(&place);
                 s.in_flight += 1;
                 let wake = !s.waiting.is_empty();
                 drop(s);
@@ -170,12 +186,13 @@ impl Gate {
             }
             let now = Instant::now();
             if now >= deadline {
-                s.waiting.retain(|t| *t != ticket);
+                s.waiting.remove(&place);
+                let max = s.max;
                 drop(s);
                 self.cv.notify_all();
                 return Err(Error::new(
                     ErrorKind::Timeout,
-                    "timed out waiting for a request slot (BILL allows 3 in flight)",
+                    format!("timed out waiting for a request slot ({max} allowed in flight for this organization)"),
                 ));
             }
             s = self.cv.wait_timeout(s, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
@@ -184,5 +201,10 @@ impl Gate {
 
     pub fn in_flight(&self) -> u32 {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).in_flight
+    }
+
+    /// How many requests may be in flight at once.
+    pub fn max(&self) -> u32 {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).max
     }
 }

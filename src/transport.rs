@@ -37,6 +37,7 @@ static AGENTS: PerProcess<Mutex<HashMap<AgentKey, Weak<ureq::Agent>>>> = PerProc
 pub struct Transport {
     agent: Arc<ureq::Agent>,
     max_response: usize,
+    request_timeout: Duration,
 }
 
 /// A reply whose body is wiped when dropped.
@@ -47,6 +48,7 @@ pub struct Reply {
 }
 
 /// A request body and its content type.
+#[derive(Clone, Copy)]
 pub enum Body<'a> {
     None,
     Form(&'a [u8]),
@@ -71,22 +73,34 @@ impl Transport {
                 a
             }
         };
-        Ok(Transport { agent, max_response: cfg.opts.max_response_bytes })
+        Ok(Transport { agent, max_response: cfg.opts.max_response_bytes, request_timeout: cfg.opts.request_timeout })
     }
 
-    /// Sends one request. Headers may carry secrets; they never reach an error message.
-    pub fn send(&self, method: &str, url: &str, headers: &[(&str, &str)], body: Body<'_>) -> Result<Reply> {
+    /// Sends one request, bounded by `timeout` (what is left of the
+    /// caller's deadline). Headers may carry secrets; they never reach an
+    /// error message.
+    pub fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Body<'_>,
+        timeout: Duration,
+    ) -> Result<Reply> {
         let method = http::Method::from_bytes(method.as_bytes()).map_err(|_| Error::invalid("invalid HTTP method"))?;
         let mut b = http::Request::builder().method(method).uri(url).header("accept", "application/json");
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
+        // The agent's own timeout is the full request timeout; a request
+        // with less time left gets its own (which costs a config copy).
+        let shorter = (timeout < self.request_timeout).then_some(timeout);
         let result = match body {
-            Body::None => b.body(()).map(|r| self.agent.run(r)),
+            Body::None => b.body(()).map(|r| self.run(r, shorter)),
             Body::Form(bytes) => {
-                b.header("content-type", "application/x-www-form-urlencoded").body(bytes).map(|r| self.agent.run(r))
+                b.header("content-type", "application/x-www-form-urlencoded").body(bytes).map(|r| self.run(r, shorter))
             }
-            Body::Json(bytes) => b.header("content-type", "application/json").body(bytes).map(|r| self.agent.run(r)),
+            Body::Json(bytes) => b.header("content-type", "application/json").body(bytes).map(|r| self.run(r, shorter)),
         };
         // A bad header value (control bytes in a secret) is the caller's input, not the network.
         let response =
@@ -97,6 +111,19 @@ impl Transport {
             response.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = read_capped(response.body_mut().as_reader(), self.max_response)?;
         Ok(Reply { status, content_type, body })
+    }
+}
+
+impl Transport {
+    fn run<S: ureq::AsSendBody>(
+        &self,
+        r: http::Request<S>,
+        timeout: Option<Duration>,
+    ) -> std::result::Result<http::Response<ureq::Body>, ureq::Error> {
+        match timeout {
+            Some(t) => self.agent.run(self.agent.configure_request(r).timeout_global(Some(t)).build()),
+            None => self.agent.run(r),
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 use crate::error::{kind_for_code, Context, Error, ErrorKind, Result};
 use crate::secret::Secret;
 
+pub mod protocol;
 pub mod v2;
 pub mod v3;
 
