@@ -47,6 +47,10 @@ pub trait Task: Send + Sync {
 const MAX_WAIT: Duration = Duration::from_secs(5);
 /// How long an idle worker waits for more work before it exits.
 const WORKER_IDLE: Duration = Duration::from_millis(500);
+/// Work that waits this long for a worker gets another one. Renewals that
+/// finish quickly (a nearby server) are drained by one or two workers; slow
+/// ones (BILL's hundreds of milliseconds) bring more, up to the cap.
+const SPAWN_AFTER_NS: u64 = 10_000_000;
 const PARKED: u64 = u64::MAX;
 /// The TLS and HTTP stack needs more than Rust's 2 MiB default in debug
 /// builds; the same as a main thread's usual 8 MiB (virtual, mostly untouched).
@@ -66,6 +70,7 @@ struct Entry {
 struct Queued {
     task: Weak<dyn Task>,
     popped: u64,
+    queued_at: u64,
     group: u64,
     max: u32,
 }
@@ -310,7 +315,7 @@ fn run_loop(s: Arc<Scheduler>, generation: u64) {
                 Due::Work { deadline_ns, group, max } => {
                     if st.entries.contains_key(&key) {
                         st.queue.insert((deadline_ns, key));
-                        st.queued.insert(key, Queued { task, popped, group, max: max.max(1) });
+                        st.queued.insert(key, Queued { task, popped, queued_at: now, group, max: max.max(1) });
                     }
                 }
                 Due::At(next) => finish(&mut st, key, popped, next),
@@ -334,10 +339,11 @@ fn finish(st: &mut State, key: u64, popped: u64, next: u64) {
     }
 }
 
-/// How many queued items could start now: per group, what its free slots allow.
-fn startable(st: &State) -> u32 {
+/// How many queued items could start now (per group, what its free slots
+/// allow), and how many of those have waited `SPAWN_AFTER_NS` or more.
+fn startable(st: &State, now: u64) -> (u32, u32) {
     let mut room: HashMap<u64, u32> = HashMap::new();
-    let mut n = 0;
+    let (mut n, mut stale) = (0, 0);
     for (_, key) in &st.queue {
         let Some(q) = st.queued.get(key) else { continue };
         let free =
@@ -345,12 +351,16 @@ fn startable(st: &State) -> u32 {
         if *free > 0 {
             *free -= 1;
             n += 1;
+            if now.saturating_sub(q.queued_at) >= SPAWN_AFTER_NS {
+                stale += 1;
+            }
         }
     }
-    n
+    (n, stale)
 }
 
-/// Starts workers for queued work that the idle ones will not cover.
+/// Starts workers for queued work: one as soon as there is any, more while
+/// startable work waits too long.
 fn spawn_workers(s: &Arc<Scheduler>, st: &mut State) {
     if st.queue.is_empty() || !st.running {
         return;
@@ -359,7 +369,8 @@ fn spawn_workers(s: &Arc<Scheduler>, st: &mut State) {
     // Finished workers' handles are joined here, off every hot path.
     st.worker_handles.retain(|h| !h.is_finished());
     let running: u32 = st.busy.values().sum();
-    let wanted = startable(st);
+    let (startable, stale) = startable(st, clock::now_ns());
+    let wanted = if st.workers == 0 { startable.min(1) } else { stale };
     while st.workers.saturating_sub(running) < wanted && st.workers < st.max_workers {
         let s2 = s.clone();
         let generation = st.generation;

@@ -109,7 +109,7 @@ fn sixty_sessions_due_together_are_all_renewed_in_parallel() {
 
 #[test]
 fn without_sign_in_budget_relogin_sessions_are_kept_alive() {
-    let (idle, margin) = (1500, 700);
+    let (idle, margin) = (4000, 2000);
     let e = emulator(idle);
     let kept = Arc::new(AtomicUsize::new(0));
     let sessions: Vec<Session> = (0..3)
