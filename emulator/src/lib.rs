@@ -13,6 +13,7 @@
 
 mod config;
 mod control;
+mod echo;
 mod errors;
 mod fault;
 mod server;
@@ -33,7 +34,7 @@ use tokio::runtime::Runtime;
 pub use config::{
     Account, Config, ConfigPatch, Settings, DEMO_DEV_KEY, DEMO_ORG, DEMO_ORG_NAME, DEMO_PASSWORD, DEMO_USER,
 };
-pub use fault::{Fault, FaultMode, FaultTarget};
+pub use fault::{Echo, EchoEncoding, EchoPlace, EchoSecret, Fault, FaultMode, FaultTarget};
 pub use state::{Api, EndReason, Event, EventKind, SessionInfo, Stats, Violation};
 
 use state::Shared;
