@@ -21,10 +21,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+use crate::config::Info;
 use crate::errors::ApiError;
 use crate::fault::{EmuBody, Fault, FaultMode, FaultTarget};
 use crate::state::{Api, EventKind, Record, Shared};
-use crate::{control, echo, v2, v3, Info};
+use crate::{control, echo, v2, v3};
 
 const MAX_BODY: usize = 8 << 20;
 pub(crate) const JSON: &str = "application/json";
