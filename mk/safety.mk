@@ -93,7 +93,7 @@ test-asan: build $(SAFETY)/asan/test_c $(SAFETY)/asan/test_misuse $(SAFETY)/asan
 # searches them and the heap for the secrets: the ones the program registers,
 # the ones named by SECRETSCAN_ENV, and every session id in the emulator's
 # /_emu/stats; it also fails if /_emu/stats has violations.
-$(SAFETY)/secretscan.so: tests/secretscan/shim.c | $(SAFETY)
+$(SAFETY)/secretscan.so: tests/secretscan/shim.c tests/c/emu.h | $(SAFETY)
 	$(CC) -std=c99 -Wall -Wextra -Werror -pedantic -g -O2 -fPIC -shared -D_GNU_SOURCE $< -o $@ -ldl -lpthread
 
 $(SAFETY)/test_secrets: tests/secretscan/test_secrets.c tests/c/emu.h include/bill.h | build $(SAFETY)
