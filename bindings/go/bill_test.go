@@ -580,10 +580,12 @@ func TestForgottenSessionIsCleanedUp(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustID(t, s)
+		// Checked while s is reachable: once it is not, a GC may free it at any moment.
+		if liveSessions.Load() != before+1 {
+			t.Fatal("the session is not counted as live")
+		}
+		runtime.KeepAlive(s)
 	}()
-	if liveSessions.Load() != before+1 {
-		t.Fatal("the session is not counted as live")
-	}
 	waitFor(t, "the garbage collector to free the forgotten session", waitLong, func() bool {
 		runtime.GC()
 		return liveSessions.Load() == before
