@@ -1,4 +1,4 @@
-# Benchmarks (issue #7): `make bench`. Always a release build, whatever PROFILE
+# Benchmarks: `make bench`. Always a release build, whatever PROFILE
 # says. Not part of `make test`: benchmarks measure, tests check behaviour.
 #   make bench           build (release) + run everything, write build/bench/results.json
 #   make bench-build     only build the release library and the benchmark programs
