@@ -700,3 +700,41 @@ fn no_plaintext_secret_is_stored() {
     held.release();
     s.release_lease(&id, &lease).unwrap();
 }
+
+// ---- other transports ----
+
+#[test]
+fn unix_socket_store() {
+    let server = RedisServer::start_with(&["--unixsocket", "{dir}/redis.sock", "--unixsocketperm", "700"]);
+    let url = format!("unix://{}/redis.sock?db=1", server.dir.display());
+    let s = Store::open(StoreConfig::new(&url).unwrap(), None).unwrap();
+    let id = ident();
+    let lease = acquired(s.acquire_lease(&id, Duration::from_secs(30)).unwrap());
+    assert_eq!(s.publish(&id, &lease, &record(SESSION_ID, 1)).unwrap(), Published::Published);
+    assert_eq!(s.read_session(&id).unwrap().unwrap().session_id.expose(), SESSION_ID);
+    // db=1 was used, not 0.
+    let n: u32 = redis::cmd("DBSIZE").query(&mut server.client()).unwrap();
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn tls_store_trusts_the_given_ca_only() {
+    let server = RedisServer::start_tls();
+    let url = format!("rediss://127.0.0.1:{}/0", server.port);
+    let open = |ca: Option<&str>| {
+        let mut cfg = StoreConfig::new(&url).unwrap();
+        cfg.ca_file = ca.map(store_support::tls_file);
+        cfg.op_timeout = Duration::from_secs(5);
+        cfg.failures_to_open = 100;
+        Store::open(cfg, None).unwrap()
+    };
+    let s = open(Some("ca.crt"));
+    s.ping().unwrap();
+    let id = ident();
+    let lease = acquired(s.acquire_lease(&id, Duration::from_secs(30)).unwrap());
+    assert_eq!(s.publish(&id, &lease, &record(SESSION_ID, 1)).unwrap(), Published::Published);
+    assert_eq!(s.read_session(&id).unwrap().unwrap().session_id.expose(), SESSION_ID);
+    // A CA that did not sign the server's certificate, or the system roots: refused.
+    assert!(matches!(open(Some("other-ca.crt")).ping(), Err(StoreError::Unavailable(_))));
+    assert!(matches!(open(None).ping(), Err(StoreError::Unavailable(_))));
+}

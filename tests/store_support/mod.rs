@@ -12,8 +12,16 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
-    dir: PathBuf,
+    pub dir: PathBuf,
     extra: Vec<String>,
+    /// The port speaks TLS only (certificates from tests/store_support/tls).
+    tls: bool,
+}
+
+/// Test certificates, valid until 2126: `ca.crt` signed `server.crt` (for
+/// 127.0.0.1 and localhost; its CA key was thrown away); `other-ca.crt` signed nothing here.
+pub fn tls_file(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/store_support/tls").join(name)
 }
 
 /// The `redis-server` on PATH, or a panic that says how to get one.
@@ -48,11 +56,23 @@ impl RedisServer {
         Self::start_with(&[])
     }
 
-    /// Starts with extra `redis-server` arguments (e.g. `--requirepass x`).
+    /// A server whose port speaks only TLS.
+    pub fn start_tls() -> RedisServer {
+        Self::start_mode(&[], true)
+    }
+
+    /// Starts with extra `redis-server` arguments (e.g. `--requirepass x`);
+    /// `{dir}` in an argument becomes the server's temporary directory.
     pub fn start_with(extra: &[&str]) -> RedisServer {
+        Self::start_mode(extra, false)
+    }
+
+    fn start_mode(extra: &[&str], tls: bool) -> RedisServer {
         let dir = std::env::temp_dir().join(format!("bill-store-redis-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut s = RedisServer { child: None, port: 0, dir, extra: extra.iter().map(|s| s.to_string()).collect() };
+        let d = dir.to_str().unwrap().to_owned();
+        let extra = extra.iter().map(|s| s.replace("{dir}", &d)).collect();
+        let mut s = RedisServer { child: None, port: 0, dir, extra, tls };
         // Another process may take the free port before redis-server binds it: try a few.
         for _ in 0..5 {
             s.port = free_port();
@@ -65,8 +85,21 @@ impl RedisServer {
 
     /// Starts the server on `self.port`; true once it answers.
     fn spawn(&mut self) -> bool {
+        let port = self.port.to_string();
+        let tls_args: Vec<String> = if self.tls {
+            let f = |n: &str| tls_file(n).to_str().unwrap().to_owned();
+            ["--port", "0", "--tls-port", &port, "--tls-auth-clients", "no"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain(["--tls-cert-file".into(), f("server.crt"), "--tls-key-file".into(), f("server.key")])
+                .chain(["--tls-ca-cert-file".into(), f("ca.crt")])
+                .collect()
+        } else {
+            vec!["--port".into(), port]
+        };
         let mut child = Command::new(redis_server_path())
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(&tls_args)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--daemonize", "no", "--dir", self.dir.to_str().unwrap()])
             .args(&self.extra)
             .stdout(Stdio::null())
@@ -75,7 +108,10 @@ impl RedisServer {
             .expect("redis-server failed to start");
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if answers(self.port) {
+            // A TLS port cannot be PINGed in clear: that it accepts is enough.
+            let ready =
+                if self.tls { TcpStream::connect(("127.0.0.1", self.port)).is_ok() } else { answers(self.port) };
+            if ready {
                 self.child = Some(child);
                 return true;
             }
