@@ -179,7 +179,7 @@ fn sealed_session_round_trips_and_refuses_other_credentials() {
 
     let lease = acquired(s.acquire_lease(&id, Duration::from_secs(30)).unwrap());
     assert_eq!(lease.generation, 0);
-    let rec = record(SESSION_ID, lease.next_generation());
+    let rec = record(SESSION_ID, lease.next_generation(0));
     assert_eq!(s.publish(&id, &lease, &rec).unwrap(), Published::Published);
     assert_eq!(s.generation(&id).unwrap(), Some(1));
     assert_eq!(s.read_session(&id).unwrap(), Some(rec.clone()));
@@ -263,7 +263,7 @@ fn lease_is_exclusive_and_publish_is_fenced() {
             LeaseAttempt::Held { .. } => None,
         }
     });
-    assert!(b.token > a.token, "fencing tokens increase");
+    assert!(b.fence > a.fence, "fences increase");
     assert!(!s.extend_lease(&id, &a, Duration::from_secs(30)).unwrap(), "A cannot extend B's lease");
     assert!(!s.release_lease(&id, &a).unwrap(), "A cannot release B's lease");
     assert_eq!(s.publish(&id, &a, &record("sid-stale", 1)).unwrap(), Published::LeaseLost);
@@ -273,12 +273,26 @@ fn lease_is_exclusive_and_publish_is_fenced() {
 
     // A new lease sees generation 1; a publish that is not higher is refused.
     let c = acquired(s.acquire_lease(&id, Duration::from_secs(30)).unwrap());
-    assert_eq!((c.generation, c.next_generation()), (1, 2));
+    assert_eq!((c.generation, c.next_generation(0), c.next_generation(5)), (1, 2, 6));
     assert_eq!(s.publish(&id, &c, &record("sid-low", 1)).unwrap(), Published::StaleGeneration { stored: 1 });
     assert_eq!(s.publish(&id, &c, &record("sid-low", 0)).unwrap(), Published::StaleGeneration { stored: 1 });
     assert_eq!(s.read_session(&id).unwrap().unwrap().session_id.expose(), SESSION_ID);
     assert!(s.release_lease(&id, &c).unwrap());
     assert!(!s.release_lease(&id, &c).unwrap());
+}
+
+#[test]
+fn a_lease_from_before_a_redis_restart_cannot_publish() {
+    let mut server = RedisServer::start();
+    let id = ident();
+    let a = acquired(store(&server).acquire_lease(&id, Duration::from_secs(60)).unwrap());
+    server.restart(); // no persistence: the lease and its counter are gone
+    let s = store(&server);
+    let b = acquired(s.acquire_lease(&id, Duration::from_secs(60)).unwrap());
+    assert_eq!(a.fence, b.fence, "the counter started again");
+    assert_eq!(s.publish(&id, &a, &record("sid-stale", 1)).unwrap(), Published::LeaseLost);
+    assert_eq!(s.publish(&id, &b, &record(SESSION_ID, b.next_generation(4))).unwrap(), Published::Published);
+    assert_eq!(s.generation(&id).unwrap(), Some(5));
 }
 
 #[test]

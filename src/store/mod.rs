@@ -28,8 +28,8 @@
 //! | key | type | holds |
 //! | --- | --- | --- |
 //! | `P{id}:session` | hash | `gen` (clear), `blob` (nonce + XChaCha20-Poly1305 ciphertext), `kcv` (key check value) |
-//! | `P{id}:lease` | string | the renewal lease's fencing token, `PX` ttl |
-//! | `P{id}:leaseseq` | string | counter that issues fencing tokens (never expires, never reused) |
+//! | `P{id}:lease` | string | the renewal lease's token (`fence.owner`), `PX` ttl |
+//! | `P{id}:leaseseq` | string | counter that issues fences (never expires) |
 //! | `P{id}:lastuse` | string | fleet-wide last use, ms on the Redis server's clock |
 //! | `P{dk-…}:signins` | string | sign-ins in the current window, expires at the window's end |
 //! | `P{dk-…}:pause` | string | present while BDC_1144's pause lasts |
@@ -57,10 +57,11 @@
 //!
 //! # Renewal and recovery (the fence)
 //! 1. [`Store::acquire_lease`] (`SET lease token NX PX ttl` in a script; the
-//!    token comes from `INCR leaseseq`). Use a ttl of at least the sign-in
-//!    deadline plus a margin; [`Store::extend_lease`] extends it.
+//!    token is a fence from `INCR leaseseq` plus a random owner, so it stays
+//!    unique even after a Redis restart lost the counter). Use a ttl of at
+//!    least the sign-in deadline plus a margin; [`Store::extend_lease`] extends it.
 //! 2. Sign in at BILL.
-//! 3. [`Store::publish`] with generation `lease.next_generation()`: a script
+//! 3. [`Store::publish`] with generation `lease.next_generation(local)`: a script
 //!    accepts it only while the lease still holds this token and only with a
 //!    higher generation, then releases the lease and publishes the generation
 //!    on the channel. [`Published::LeaseLost`] means another process may be
@@ -74,6 +75,13 @@
 //! polled from the background side, or when a call gets BDC_1109, and compared
 //! with the local copy's generation; then [`Store::read_session`]. Publishes are
 //! also announced on [`Store::channel`] for a subscriber that wants them sooner.
+//!
+//! After an outage the stored record is the one the fleet converges on: a
+//! process whose id differs from the stored one adopts the stored one (and logs
+//! its own out if it signed in locally while the store was away). Compare ids
+//! or generations for difference, not order: Redis without persistence may
+//! come back empty and start generations again from whatever the first
+//! publisher passes to [`Lease::next_generation`].
 //!
 //! # Time
 //! Every shared time is the Redis server's (`TIME` inside the scripts). Callers
@@ -211,22 +219,26 @@ impl StoreConfig {
     }
 }
 
-/// A held renewal lease. Its token is the fencing token.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A held renewal lease. Publishing, extending and releasing need its token.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {
-    pub token: u64,
+    /// Increases with every lease taken (while Redis keeps its data).
+    pub fence: u64,
     /// The stored generation when the lease was taken (0: nothing stored).
     pub generation: u64,
+    token: String,
 }
 
 impl Lease {
-    /// The generation to publish under this lease.
-    pub fn next_generation(&self) -> u64 {
-        self.generation + 1
+    /// The generation to publish under this lease: one past both the stored
+    /// generation and `local` (the generation of the caller's own copy), so
+    /// that generations keep growing after a Redis restart lost the record.
+    pub fn next_generation(&self, local: u64) -> u64 {
+        self.generation.max(local) + 1
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LeaseAttempt {
     Acquired(Lease),
     /// Another process holds it for `expires_in` at most; `generation` is stored now.
@@ -561,10 +573,15 @@ impl Store {
     /// `Err(WrongCredentials)` when the stored session belongs to other credentials.
     pub fn acquire_lease(&self, id: &Identity, ttl: Duration) -> Result<LeaseAttempt> {
         let keys = [self.id_key(id, "lease"), self.id_key(id, "leaseseq"), self.id_key(id, "session")];
-        let r: Vec<i64> = self.run(|c| SCRIPTS.lease_acquire.key(&keys[..]).arg(ms(ttl)).arg(&id.kcv).invoke(c))?;
+        let owner = random_hex();
+        let r: Vec<i64> =
+            self.run(|c| SCRIPTS.lease_acquire.key(&keys[..]).arg(ms(ttl)).arg(&id.kcv).arg(&owner).invoke(c))?;
         let generation = r.get(2).copied().unwrap_or(0).max(0) as u64;
         match r.first() {
-            Some(1) => Ok(LeaseAttempt::Acquired(Lease { token: r[1] as u64, generation })),
+            Some(1) => {
+                let fence = r[1] as u64;
+                Ok(LeaseAttempt::Acquired(Lease { fence, generation, token: format!("{fence}.{owner}") }))
+            }
             Some(0) => Ok(LeaseAttempt::Held { expires_in: Duration::from_millis(r[1].max(0) as u64), generation }),
             _ => Err(StoreError::WrongCredentials),
         }
@@ -573,14 +590,14 @@ impl Store {
     /// Extends a held lease to `ttl` from now. False if it is no longer held.
     pub fn extend_lease(&self, id: &Identity, lease: &Lease, ttl: Duration) -> Result<bool> {
         let key = self.id_key(id, "lease");
-        let r: i64 = self.run(|c| SCRIPTS.lease_extend.key(&key).arg(lease.token).arg(ms(ttl)).invoke(c))?;
+        let r: i64 = self.run(|c| SCRIPTS.lease_extend.key(&key).arg(&lease.token).arg(ms(ttl)).invoke(c))?;
         Ok(r == 1)
     }
 
     /// Releases a lease without publishing (the sign-in failed). False if it was no longer held.
     pub fn release_lease(&self, id: &Identity, lease: &Lease) -> Result<bool> {
         let key = self.id_key(id, "lease");
-        let r: i64 = self.run(|c| SCRIPTS.lease_release.key(&key).arg(lease.token).invoke(c))?;
+        let r: i64 = self.run(|c| SCRIPTS.lease_release.key(&key).arg(&lease.token).invoke(c))?;
         Ok(r == 1)
     }
 
@@ -597,7 +614,7 @@ impl Store {
             SCRIPTS
                 .publish
                 .key(&keys[..])
-                .arg(lease.token)
+                .arg(&lease.token)
                 .arg(rec.generation)
                 .arg(&blob[..])
                 .arg(&id.kcv)

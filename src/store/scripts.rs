@@ -17,8 +17,10 @@ macro_rules! lua {
     };
 }
 
-/// KEYS: lease, lease sequence, session. ARGV: ttl ms, key check value.
-/// Returns {1, token, stored generation} or {0, lease pttl, stored generation},
+/// KEYS: lease, lease sequence, session. ARGV: ttl ms, key check value, owner
+/// (random). The lease holds "fence.owner": the fence orders leases, the owner
+/// keeps a token unique even if the counter was lost with a Redis restart.
+/// Returns {1, fence, stored generation} or {0, lease pttl, stored generation},
 /// or {-2, 0, stored generation} when the stored session is sealed under other credentials.
 pub const LEASE_ACQUIRE: &str = lua!(
     r#"
@@ -26,9 +28,9 @@ local cur = redis.call('HMGET', KEYS[3], 'gen', 'kcv')
 local gen = tonumber(cur[1] or '0')
 if cur[2] and cur[2] ~= ARGV[2] then return {-2, 0, gen} end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0, redis.call('PTTL', KEYS[1]), gen} end
-local tok = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], tok, 'NX', 'PX', ARGV[1])
-return {1, tok, gen}
+local fence = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], fence .. '.' .. ARGV[3], 'NX', 'PX', ARGV[1])
+return {1, fence, gen}
 "#
 );
 
