@@ -8,6 +8,8 @@
 macro_rules! lua {
     ($body:expr) => {
         concat!(
+            // Redis before 5 refuses writes after TIME unless effects are replicated.
+            "if redis.replicate_commands then redis.replicate_commands() end\n",
             "local t = redis.call('TIME')\n",
             "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n",
             "local function int(x) return string.format('%.0f', x) end\n",

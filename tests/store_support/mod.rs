@@ -3,8 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,17 +39,6 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// True once the server answers PING.
-fn answers(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 16];
-    matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
-}
-
 impl RedisServer {
     pub fn start() -> RedisServer {
         Self::start_with(&[])
@@ -80,7 +68,9 @@ impl RedisServer {
                 return s;
             }
         }
-        panic!("redis-server did not start on a free loopback port");
+        let log = std::fs::read_to_string(s.dir.join("redis.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(10).collect();
+        panic!("redis-server did not start on a free loopback port; its log ends:\n{}", tail.join("\n"));
     }
 
     /// Starts the server on `self.port`; true once it answers.
@@ -97,9 +87,12 @@ impl RedisServer {
         } else {
             vec!["--port".into(), port]
         };
+        let log_path = self.dir.join("redis.log");
+        let _ = std::fs::remove_file(&log_path); // a restart must not read the last run's log
         let mut child = Command::new(redis_server_path())
             .args(&tls_args)
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--logfile", log_path.to_str().unwrap()])
             .args(["--daemonize", "no", "--dir", self.dir.to_str().unwrap()])
             .args(&self.extra)
             .stdout(Stdio::null())
@@ -108,10 +101,10 @@ impl RedisServer {
             .expect("redis-server failed to start");
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            // A TLS port cannot be PINGed in clear: that it accepts is enough.
-            let ready =
-                if self.tls { TcpStream::connect(("127.0.0.1", self.port)).is_ok() } else { answers(self.port) };
-            if ready {
+            // Our own log says so: a server of another test that happens to hold
+            // the port cannot be mistaken for ours (ours fails to bind and exits).
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if log.contains("Ready to accept connections") && child.try_wait().unwrap().is_none() {
                 self.child = Some(child);
                 return true;
             }
