@@ -90,6 +90,16 @@ fn eventually<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) 
     }
 }
 
+#[test]
+fn handles_are_shareable_across_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Store>();
+    shareable::<Identity>();
+    fn sendable<T: Send>() {}
+    sendable::<Permit>();
+    sendable::<Lease>();
+}
+
 // ---- URL parsing ----
 
 #[test]

@@ -96,7 +96,10 @@
 //! `probe_max`. When a probe answers, the listener gets [`StoreEvent::Up`].
 //! A server error reply (e.g. `WRONGTYPE`) is [`StoreError::Redis`] and does
 //! not count. The caller falls back to its local session, gate and budget on
-//! any error.
+//! any error. Nothing is retried inside: after `Unavailable` a write may or
+//! may not have happened (for a publish, [`Store::read_session`] tells whether
+//! the stored id is the caller's). Idle connections are pooled (at most 8, for
+//! at most 30 s); any transport failure empties the pool.
 
 mod crypto;
 mod scripts;
@@ -317,8 +320,9 @@ static SCRIPTS: Lazy<Scripts> = Lazy::new(|| Scripts {
     pause: Script::new(scripts::PAUSE),
 });
 
-/// Idle connections kept for reuse.
+/// Idle connections kept for reuse, and for how long.
 const POOL_MAX: usize = 8;
+const POOL_IDLE: Duration = Duration::from_secs(30);
 /// A waiter that has not asked again for this long leaves the semaphore's queue.
 const WAITER_TTL: Duration = Duration::from_secs(2);
 /// Backoff while waiting for a permit or a publish.
@@ -340,7 +344,8 @@ struct Shutdown {
 struct Inner {
     cfg: StoreConfig,
     client: redis::Client,
-    pool: Mutex<Vec<Connection>>,
+    /// Idle connections and when each was last used.
+    pool: Mutex<Vec<(Connection, Instant)>>,
     health: Mutex<Health>,
     listener: Option<Listener>,
     shutdown: Arc<Shutdown>,
@@ -477,6 +482,8 @@ impl Store {
             return Err(StoreError::Unavailable("the breaker is open; a background probe retries".into()));
         }
         let pooled = self.inner.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        // One idle for long may have been closed by a server timeout or a middlebox.
+        let pooled = pooled.filter(|(_, at)| at.elapsed() < POOL_IDLE).map(|(c, _)| c);
         let mut conn = match pooled {
             Some(c) => c,
             None => match self.inner.connect() {
@@ -809,7 +816,7 @@ impl Inner {
     fn give_back(&self, conn: Connection) {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         if pool.len() < POOL_MAX {
-            pool.push(conn);
+            pool.push((conn, Instant::now()));
         }
     }
 
