@@ -673,6 +673,21 @@ fn a_permit_wait_ends_when_redis_dies() {
 }
 
 #[test]
+fn error_replies_do_not_open_the_breaker() {
+    let server = RedisServer::start();
+    let s = store(&server);
+    let id = ident();
+    let key = format!("bill:{{{}}}:session", id.tag());
+    let _: () = redis::cmd("SET").arg(&key).arg("not a hash").query(&mut server.client()).unwrap();
+    for _ in 0..5 {
+        let r = s.read_session(&id);
+        assert!(matches!(r, Err(StoreError::Redis(ref m)) if m.contains("WRONGTYPE")), "{r:?}");
+    }
+    assert!(s.is_up());
+    s.ping().unwrap();
+}
+
+#[test]
 fn an_unresponsive_server_times_out() {
     // Accepts connections and never answers, like a hung Redis.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

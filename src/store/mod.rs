@@ -388,6 +388,9 @@ fn is_transport(e: &RedisError) -> bool {
     use redis::{ErrorKind, ServerErrorKind as S};
     match e.kind() {
         ErrorKind::Server(k) => matches!(k, S::BusyLoading | S::MasterDown | S::TryAgain | S::ClusterDown),
+        // An error code the client does not know (WRONGTYPE, OOM, ...), or a reply of
+        // an unexpected type: both came over a healthy connection.
+        ErrorKind::Extension | ErrorKind::UnexpectedReturnType => false,
         _ => true,
     }
 }
