@@ -788,6 +788,45 @@ fn no_plaintext_secret_is_stored() {
     s.release_lease(&id, &lease).unwrap();
 }
 
+#[test]
+fn a_fork_child_uses_its_own_connections_and_not_its_parents_permits() {
+    let server = RedisServer::start();
+    let s = store(&server);
+    let id = ident();
+    s.ping().unwrap(); // the parent now has a pooled connection
+    let permit = s.acquire_permit(&id, 3, Duration::from_secs(60), Instant::now()).unwrap().unwrap();
+    // SAFETY: the child only uses the store and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let ok = s.ping().is_ok() && s.server_time_ms().is_ok();
+        drop(permit); // the parent's: must stay held
+        let code = if ok && s.permits_held(&id) == Ok(1) { 0 } else { 1 };
+        // SAFETY: ends the child without running the parent's destructors or test harness.
+        unsafe { libc::_exit(code) };
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            break;
+        }
+        if Instant::now() > deadline {
+            // SAFETY: our own child, stuck.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("the fork child hung");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child failed: status {status}");
+    // The parent's pooled connection was not disturbed by the child.
+    s.ping().unwrap();
+    assert_eq!(s.permits_held(&id).unwrap(), 1);
+    assert!(permit.release());
+}
+
 // ---- other transports ----
 
 #[test]

@@ -87,6 +87,11 @@
 //! Every shared time is the Redis server's (`TIME` inside the scripts). Callers
 //! pass durations ("my last use was 1.2 s ago"), never their own wall clock.
 //!
+//! # Fork
+//! A fork child gets fresh connections and a closed breaker of its own (the
+//! parent's sockets are never used there), and never releases a permit its
+//! parent took.
+//!
 //! # Failures and the breaker
 //! Every operation has `op_timeout` for connect, read and write. Transport
 //! failures (refused, reset, timeout) count; `failures_to_open` in a row open
@@ -113,6 +118,7 @@ use std::time::{Duration, Instant};
 use once_cell::sync::Lazy;
 use redis::{Connection, RedisError, RedisResult, Script};
 
+use crate::fork::PerProcess;
 pub use crate::limits::Origin;
 pub use crypto::{Identity, IdentityParts, SessionRecord};
 pub use url::{StoreAddr, StoreUrl};
@@ -341,12 +347,19 @@ struct Shutdown {
     cv: Condvar,
 }
 
-struct Inner {
-    cfg: StoreConfig,
-    client: redis::Client,
+/// What must start fresh in a fork child: the parent's sockets would be shared
+/// with it, and the parent's probe thread does not exist there.
+#[derive(Default)]
+struct Local {
     /// Idle connections and when each was last used.
     pool: Mutex<Vec<(Connection, Instant)>>,
     health: Mutex<Health>,
+}
+
+struct Inner {
+    cfg: StoreConfig,
+    client: redis::Client,
+    local: PerProcess<Local>,
     listener: Option<Listener>,
     shutdown: Arc<Shutdown>,
 }
@@ -438,20 +451,13 @@ impl Store {
         cfg.validate()?;
         let client = build_client(&cfg)?;
         let shutdown = Arc::new(Shutdown { closed: Mutex::new(false), cv: Condvar::new() });
-        let inner = Inner {
-            cfg,
-            client,
-            pool: Mutex::new(Vec::new()),
-            health: Mutex::new(Health::default()),
-            listener,
-            shutdown,
-        };
+        let inner = Inner { cfg, client, local: PerProcess::new(Local::default), listener, shutdown };
         Ok(Store { inner: Arc::new(inner) })
     }
 
     /// False while the breaker is open. Never touches the network.
     pub fn is_up(&self) -> bool {
-        !self.inner.health.lock().unwrap_or_else(|p| p.into_inner()).down
+        !self.inner.local().1.health.lock().unwrap_or_else(|p| p.into_inner()).down
     }
 
     pub fn config(&self) -> &StoreConfig {
@@ -484,7 +490,8 @@ impl Store {
         if !self.is_up() {
             return Err(StoreError::Unavailable("the breaker is open; a background probe retries".into()));
         }
-        let pooled = self.inner.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let local = self.inner.local();
+        let pooled = local.1.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
         // One idle for long may have been closed by a server timeout or a middlebox.
         let pooled = pooled.filter(|(_, at)| at.elapsed() < POOL_IDLE).map(|(c, _)| c);
         let mut conn = match pooled {
@@ -496,7 +503,7 @@ impl Store {
         };
         match f(&mut conn) {
             Ok(v) => {
-                self.inner.health.lock().unwrap_or_else(|p| p.into_inner()).failures = 0;
+                local.1.health.lock().unwrap_or_else(|p| p.into_inner()).failures = 0;
                 self.inner.give_back(conn);
                 Ok(v)
             }
@@ -512,9 +519,10 @@ impl Store {
     fn failed(&self, e: &RedisError) -> StoreError {
         let reason = self.inner.describe(e);
         // The other idle connections most likely share this one's fate.
-        self.inner.pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let local = self.inner.local();
+        local.1.pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
         let opened = {
-            let mut h = self.inner.health.lock().unwrap_or_else(|p| p.into_inner());
+            let mut h = local.1.health.lock().unwrap_or_else(|p| p.into_inner());
             h.failures += 1;
             let open = !h.down && h.failures >= self.inner.cfg.failures_to_open;
             h.down |= open;
@@ -697,7 +705,8 @@ impl Store {
             })?;
             if r.first() == Some(&1) {
                 let [permits, ..] = keys;
-                return Ok(Some(Permit { store: Some(self.clone()), key: permits, member }));
+                let epoch = crate::fork::epoch();
+                return Ok(Some(Permit { store: Some(self.clone()), epoch, key: permits, member }));
             }
             if !sleep_until_next(&mut backoff, WAIT_MAX_PERMIT, deadline) {
                 let _ = self.run(|c| SCRIPTS.sem_cancel.key(&keys[1]).key(&keys[2]).arg(&member).invoke::<i64>(c));
@@ -773,6 +782,8 @@ fn sleep_until_next(backoff: &mut Duration, max: Duration, deadline: Instant) ->
 /// expires by itself at its ttl).
 pub struct Permit {
     store: Option<Store>,
+    /// A fork child must not release its parent's permit.
+    epoch: u64,
     key: String,
     member: String,
 }
@@ -796,6 +807,9 @@ impl Permit {
 
     fn release_inner(&mut self) -> bool {
         let Some(store) = self.store.take() else { return false };
+        if !crate::fork::is_current(self.epoch) {
+            return false;
+        }
         let r = store.run(|c| SCRIPTS.sem_release.key(&self.key).arg(&self.member).invoke::<i64>(c));
         r == Ok(1)
     }
@@ -816,8 +830,13 @@ impl Inner {
         Ok(c)
     }
 
+    fn local(&self) -> Arc<(u64, Local)> {
+        self.local.get()
+    }
+
     fn give_back(&self, conn: Connection) {
-        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        let local = self.local();
+        let mut pool = local.1.pool.lock().unwrap_or_else(|p| p.into_inner());
         if pool.len() < POOL_MAX {
             pool.push((conn, Instant::now()));
         }
@@ -858,7 +877,8 @@ fn spawn_probe(weak: Weak<Inner>, shutdown: Arc<Shutdown>, cfg: &StoreConfig) {
             let ok = inner.connect().and_then(|mut c| redis::cmd("PING").query::<String>(&mut c).map(|_| c));
             if let Ok(conn) = ok {
                 {
-                    let mut h = inner.health.lock().unwrap_or_else(|p| p.into_inner());
+                    let local = inner.local();
+                    let mut h = local.1.health.lock().unwrap_or_else(|p| p.into_inner());
                     h.down = false;
                     h.failures = 0;
                 }
@@ -872,7 +892,7 @@ fn spawn_probe(weak: Weak<Inner>, shutdown: Arc<Shutdown>, cfg: &StoreConfig) {
     if spawned.is_err() {
         // No thread: reopen the gate so a later operation can find Redis itself.
         if let Some(inner) = weak2.upgrade() {
-            inner.health.lock().unwrap_or_else(|p| p.into_inner()).down = false;
+            inner.local().1.health.lock().unwrap_or_else(|p| p.into_inner()).down = false;
         }
     }
 }
