@@ -83,6 +83,12 @@
 //! come back empty and start generations again from whatever the first
 //! publisher passes to [`Lease::next_generation`].
 //!
+//! # The Redis password
+//! Parsed straight into a [`crate::secret::Secret`] and never printed
+//! ([`StoreUrl`]'s `Debug`/`Display` show `***`; error texts are scrubbed).
+//! The redis crate keeps its own copy for `AUTH` while the `Store` lives;
+//! libbill's allocator wipes that copy when it is freed.
+//!
 //! # Time
 //! Every shared time is the Redis server's (`TIME` inside the scripts). Callers
 //! pass durations ("my last use was 1.2 s ago"), never their own wall clock.
