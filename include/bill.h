@@ -66,7 +66,8 @@ enum bill_status
    */
   BILL_ERR_NULL_ARG = 1,
   /**
-   * An argument was out of range, malformed, not UTF-8, too long, or an unknown enum value.
+   * An argument was out of range, malformed, not UTF-8, too long, or an
+   * unknown enum value; or a handle that is not live.
    */
   BILL_ERR_INVALID_ARG = 2,
   /**
@@ -452,7 +453,8 @@ void bill_options_free(bill_options *opts);
  * of UTF-8, not NUL-terminated, 1 to 4096 bytes, no control characters. The
  * bytes are copied into wiped storage; the caller may wipe its copy (see
  * `bill_wipe`) right after. Returns BILL_OK, BILL_ERR_NULL_ARG or
- * BILL_ERR_INVALID_ARG.
+ * BILL_ERR_INVALID_ARG (also for a handle that is not live, here and in
+ * every other options function).
  */
 bill_status bill_options_set_user_name(bill_options *opts, const uint8_t *value, size_t len);
 
@@ -600,7 +602,8 @@ bill_status bill_options_allow_api_endpoint_host(bill_options *opts, const char 
  * options (see `bill_event_fn` for the thread it runs on and what it may
  * call). `user_data` is passed back unchanged; it must stay valid until the
  * BILL_EVENT_CLOSED event of every such session. `cb` NULL removes the
- * callback. Returns BILL_OK or BILL_ERR_NULL_ARG.
+ * callback. Returns BILL_OK, BILL_ERR_NULL_ARG or BILL_ERR_INVALID_ARG (a
+ * handle that is not live).
  */
 bill_status bill_options_set_event_callback(bill_options *opts, bill_event_fn cb, void *user_data);
 
@@ -614,10 +617,11 @@ bill_status bill_options_set_event_callback(bill_options *opts, bill_event_fn cb
  * after. Thread-safe (the options must not be modified meanwhile).
  *
  * Returns BILL_OK; BILL_ERR_NULL_ARG; BILL_ERR_INVALID_ARG (missing
- * credentials, bad URL, unreadable CA file, margin not below idle timeout);
- * BILL_ERR_AUTH; BILL_ERR_RATE_LIMITED; BILL_ERR_NETWORK; BILL_ERR_TIMEOUT;
- * BILL_ERR_TLS; BILL_ERR_PROTOCOL; BILL_ERR_SERVER; BILL_ERR_API;
- * BILL_ERR_IN_CALLBACK. Details: `bill_last_error`.
+ * credentials, bad URL, unreadable CA file, margin not below idle timeout,
+ * options handle not live); BILL_ERR_AUTH; BILL_ERR_RATE_LIMITED;
+ * BILL_ERR_NETWORK; BILL_ERR_TIMEOUT; BILL_ERR_TLS; BILL_ERR_PROTOCOL;
+ * BILL_ERR_SERVER; BILL_ERR_API; BILL_ERR_IN_CALLBACK. Details:
+ * `bill_last_error`.
  */
 bill_status bill_login(const bill_options *opts, bill_session **out);
 
@@ -636,7 +640,8 @@ bill_status bill_login(const bill_options *opts, bill_session **out);
  * with `*len` set to the size needed, NUL included (when `buf` is NULL or
  * `cap` is too small; nothing is written to `buf`); BILL_ERR_SESSION_EXPIRED
  * (idle past the timeout; `bill_renew` or `bill_call` signs in again);
- * BILL_ERR_CLOSED; BILL_ERR_FORKED.
+ * BILL_ERR_CLOSED; BILL_ERR_FORKED; BILL_ERR_INVALID_ARG (a handle that is
+ * not live).
  */
 bill_status bill_session_id(const bill_session *s, char *buf, size_t cap, size_t *len);
 
@@ -647,8 +652,8 @@ bill_status bill_session_id(const bill_session *s, char *buf, size_t cap, size_t
  *
  * Returns BILL_OK; BILL_ERR_SESSION_EXPIRED (the session was already idle
  * past the point where `bill_session_id` stops handing out its id: a touch
- * cannot revive it); BILL_ERR_NULL_ARG;
- * BILL_ERR_CLOSED; BILL_ERR_FORKED.
+ * cannot revive it); BILL_ERR_NULL_ARG; BILL_ERR_CLOSED; BILL_ERR_FORKED;
+ * BILL_ERR_INVALID_ARG (a handle that is not live).
  */
 bill_status bill_touch(bill_session *s);
 
@@ -689,12 +694,13 @@ bill_status bill_renew(bill_session *s);
  * written to `*out`; the status classifies it and `bill_last_error_code` /
  * `bill_last_error` carry BILL's code and message unchanged. Thread-safe.
  *
- * Returns BILL_OK; BILL_ERR_NULL_ARG; BILL_ERR_INVALID_ARG (method, path or
- * body); BILL_ERR_SESSION_EXPIRED (still invalid after one renewal);
- * BILL_ERR_AUTH; BILL_ERR_MFA_REQUIRED; BILL_ERR_RATE_LIMITED; BILL_ERR_API;
- * BILL_ERR_NETWORK; BILL_ERR_TIMEOUT; BILL_ERR_TLS; BILL_ERR_PROTOCOL;
- * BILL_ERR_SERVER; BILL_ERR_RESPONSE_TOO_LARGE; BILL_ERR_CLOSED;
- * BILL_ERR_FORKED; BILL_ERR_IN_CALLBACK.
+ * Returns BILL_OK; BILL_ERR_NULL_ARG; BILL_ERR_INVALID_ARG (method, path,
+ * body, or a handle that is not live); BILL_ERR_SESSION_EXPIRED (still
+ * invalid after one renewal); BILL_ERR_AUTH; BILL_ERR_MFA_REQUIRED;
+ * BILL_ERR_RATE_LIMITED; BILL_ERR_API; BILL_ERR_NETWORK; BILL_ERR_TIMEOUT;
+ * BILL_ERR_TLS; BILL_ERR_PROTOCOL; BILL_ERR_SERVER;
+ * BILL_ERR_RESPONSE_TOO_LARGE; BILL_ERR_CLOSED; BILL_ERR_FORKED;
+ * BILL_ERR_IN_CALLBACK.
  */
 bill_status bill_call(bill_session *s,
                       const char *method,
@@ -710,10 +716,11 @@ bill_status bill_call(bill_session *s,
  * BILL_ERR_CLOSED. Still free it with `bill_session_free`. Waits for a
  * renewal in progress. Thread-safe.
  *
- * Returns BILL_OK; BILL_ERR_NULL_ARG; BILL_ERR_CLOSED (already closed);
- * BILL_ERR_NETWORK / BILL_ERR_TIMEOUT / BILL_ERR_TLS / BILL_ERR_SERVER /
- * BILL_ERR_PROTOCOL / BILL_ERR_API (the server did not confirm);
- * BILL_ERR_FORKED; BILL_ERR_IN_CALLBACK.
+ * Returns BILL_OK; BILL_ERR_NULL_ARG; BILL_ERR_INVALID_ARG (a handle that
+ * is not live); BILL_ERR_CLOSED (already closed); BILL_ERR_NETWORK /
+ * BILL_ERR_TIMEOUT / BILL_ERR_TLS / BILL_ERR_SERVER / BILL_ERR_PROTOCOL /
+ * BILL_ERR_API (the server did not confirm); BILL_ERR_FORKED;
+ * BILL_ERR_IN_CALLBACK.
  */
 bill_status bill_logout(bill_session *s);
 
@@ -730,14 +737,16 @@ void bill_session_free(bill_session *s);
 
 /**
  * Writes the session's state (`bill_state`) to `*out`. Never blocks.
- * Thread-safe. Returns BILL_OK, BILL_ERR_NULL_ARG or BILL_ERR_FORKED.
+ * Thread-safe. Returns BILL_OK, BILL_ERR_NULL_ARG, BILL_ERR_INVALID_ARG (a
+ * handle that is not live) or BILL_ERR_FORKED.
  */
 bill_status bill_session_state(const bill_session *s, bill_state *out);
 
 /**
  * Writes whether BILL reported the current session as MFA-trusted (v3
  * `trusted`; v2 MFAStatus after signing in with `mfaId`/`deviceId`).
- * Thread-safe. Returns BILL_OK, BILL_ERR_NULL_ARG or BILL_ERR_FORKED.
+ * Thread-safe. Returns BILL_OK, BILL_ERR_NULL_ARG, BILL_ERR_INVALID_ARG (a
+ * handle that is not live) or BILL_ERR_FORKED.
  */
 bill_status bill_session_trusted(const bill_session *s, bool *out);
 
@@ -747,8 +756,9 @@ bill_status bill_session_trusted(const bill_session *s, bool *out);
  * message, no secrets) into `buf` as for `bill_last_error`. BILL_OK and ""
  * when there was none. `status` may be NULL. Thread-safe.
  *
- * Returns BILL_OK; BILL_ERR_NULL_ARG (session); BILL_ERR_BUFFER_TOO_SMALL
- * (with `*len` set; `*status` is still written); BILL_ERR_FORKED.
+ * Returns BILL_OK; BILL_ERR_NULL_ARG (session); BILL_ERR_INVALID_ARG (a
+ * handle that is not live); BILL_ERR_BUFFER_TOO_SMALL (with `*len` set;
+ * `*status` is still written); BILL_ERR_FORKED.
  */
 bill_status bill_session_error(const bill_session *s,
                                bill_status *status,
@@ -761,8 +771,9 @@ bill_status bill_session_error(const bill_session *s,
  * example "BDC_1110") into `buf`, or "" when there was none or it came with
  * no BILL code. Buffer rules as for `bill_last_error`. Thread-safe.
  *
- * Returns BILL_OK; BILL_ERR_NULL_ARG (session); BILL_ERR_BUFFER_TOO_SMALL
- * (with `*len` set); BILL_ERR_FORKED.
+ * Returns BILL_OK; BILL_ERR_NULL_ARG (session); BILL_ERR_INVALID_ARG (a
+ * handle that is not live); BILL_ERR_BUFFER_TOO_SMALL (with `*len` set);
+ * BILL_ERR_FORKED.
  */
 bill_status bill_session_error_code(const bill_session *s, char *buf, size_t cap, size_t *len);
 
@@ -770,13 +781,14 @@ bill_status bill_session_error_code(const bill_session *s, char *buf, size_t cap
  * Points `*data` at the reply body and writes its length to `*len`. The
  * bytes belong to `r` and stay valid until `bill_response_free(r)`. The
  * body is BILL's reply unchanged (v2: the whole envelope), not
- * NUL-terminated. Thread-safe for concurrent readers. Returns BILL_OK or
- * BILL_ERR_NULL_ARG.
+ * NUL-terminated. Thread-safe for concurrent readers. Returns BILL_OK,
+ * BILL_ERR_NULL_ARG or BILL_ERR_INVALID_ARG (a handle that is not live).
  */
 bill_status bill_response_body(const bill_response *r, const uint8_t **data, size_t *len);
 
 /**
- * Writes the reply's HTTP status to `*out`. Returns BILL_OK or BILL_ERR_NULL_ARG.
+ * Writes the reply's HTTP status to `*out`. Returns BILL_OK,
+ * BILL_ERR_NULL_ARG or BILL_ERR_INVALID_ARG (a handle that is not live).
  */
 bill_status bill_response_http_status(const bill_response *r, uint16_t *out);
 

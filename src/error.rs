@@ -3,8 +3,9 @@
 use std::fmt;
 use std::time::Duration;
 
-/// What went wrong, coarse enough for callers to act on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// What went wrong, coarse enough for callers to act on. The C boundary
+/// finds each kind's status by its name (src/ffi/status.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::EnumIter)]
 pub enum ErrorKind {
     NullArg,
     InvalidArg,
