@@ -142,46 +142,59 @@ impl fmt::Debug for Options {
     }
 }
 
-/// A parsed base URL: scheme, authority and path prefix without a trailing slash.
+/// A parsed base URL: scheme, host, port and path prefix without a trailing slash.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BaseUrl {
     pub https: bool,
-    /// Host as written, lowercased, without brackets or port.
+    /// Host as the URL parser normalised it (lowercase), without brackets or port.
     pub host: String,
-    pub port: Option<u16>,
-    /// The whole URL without a trailing slash.
+    /// The port, or the scheme's default.
+    pub port: u16,
+    /// The whole URL, normalised, without a trailing slash.
     pub url: String,
 }
 
 impl BaseUrl {
+    /// Parses with a strict WHATWG parser (the `url` crate), then applies
+    /// libbill's rules: http(s) only, plain http only to loopback, a port in
+    /// 1-65535, no user info, query or fragment.
     pub fn parse(raw: &str) -> Result<BaseUrl> {
         if raw.len() > MAX_URL_LEN {
-            return Err(Error::invalid("base URL is too long"));
+            return Err(Error::invalid(format!("base URL is longer than {MAX_URL_LEN} bytes")));
         }
-        if raw.bytes().any(|b| b <= b' ' || b >= 0x7f) {
-            return Err(Error::invalid("base URL has spaces or non-ASCII characters"));
+        // The parser would percent-encode these; a base URL has no reason to carry them.
+        if raw.bytes().any(|b| b <= b' ' || b >= 0x7f || b == b'\\') {
+            return Err(Error::invalid("base URL has spaces, backslashes or non-ASCII characters"));
         }
-        let uri: ureq::http::Uri = raw.parse().map_err(|_| Error::invalid("base URL is not a valid URL"))?;
-        let https = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
+        let u = url::Url::parse(raw).map_err(|e| Error::invalid(format!("base URL is not a valid URL ({e})")))?;
+        let https = match u.scheme() {
+            "https" => true,
+            "http" => false,
             _ => return Err(Error::invalid("base URL must start with https:// (or http:// for loopback)")),
         };
-        let auth = uri.authority().ok_or_else(|| Error::invalid("base URL has no host"))?;
-        if auth.as_str().contains('@') {
+        if !u.username().is_empty() || u.password().is_some() || raw.contains('@') {
             return Err(Error::invalid("base URL must not carry user info"));
         }
-        if uri.query().is_some() || raw.contains('#') {
+        if u.query().is_some() || u.fragment().is_some() || raw.contains('?') || raw.contains('#') {
             return Err(Error::invalid("base URL must not have a query or fragment"));
         }
-        let host = auth.host().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let host = match u.host() {
+            Some(url::Host::Domain(d)) => d.to_ascii_lowercase(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            None => return Err(Error::invalid("base URL has no host")),
+        };
         if host.is_empty() {
             return Err(Error::invalid("base URL has no host"));
+        }
+        let port = u.port_or_known_default().unwrap_or(0);
+        if port == 0 {
+            return Err(Error::invalid("base URL port must be between 1 and 65535"));
         }
         if !https && !is_loopback(&host) {
             return Err(Error::invalid("plain http:// is allowed only to a loopback host; use https://"));
         }
-        Ok(BaseUrl { https, host, port: auth.port_u16(), url: raw.trim_end_matches('/').to_owned() })
+        Ok(BaseUrl { https, host, port, url: u.as_str().trim_end_matches('/').to_owned() })
     }
 
     /// Same scheme, host and port.
@@ -512,6 +525,28 @@ mod tests {
         assert!(BaseUrl::parse("ftp://x/").is_err());
         assert!(BaseUrl::parse("https://u:p@api.bill.com/").is_err());
         assert!(BaseUrl::parse("https://api.bill.com/?devKey=x").is_err());
+    }
+
+    #[test]
+    fn strict_urls() {
+        for bad in [
+            "http://127.0.0.1:99999",
+            "http://127.0.0.1:65616",
+            "http://127.0.0.1:0/",
+            "https://api.bill.com:-1/",
+            "https://api.bill.com:443x/",
+            "https://exa mple.com/",
+            "https://[::1/",
+            "https://",
+            "https://api.bill.com/#x",
+            "https://api.bill.com\\@evil.com/",
+        ] {
+            assert_eq!(BaseUrl::parse(bad).map_err(|e| e.kind), Err(crate::ErrorKind::InvalidArg), "{bad}");
+        }
+        let b = BaseUrl::parse("http://127.0.0.1:65535/connect/").unwrap();
+        assert_eq!((b.port, b.url.as_str()), (65535, "http://127.0.0.1:65535/connect"));
+        let a = BaseUrl::parse("https://API.bill.com:443/api/v2").unwrap();
+        assert!(a.same_origin(&BaseUrl::parse("https://api.bill.com/other").unwrap()));
     }
 
     #[test]
