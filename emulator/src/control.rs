@@ -11,11 +11,10 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::config::{Account, ConfigPatch};
+use crate::config::{Account, ConfigPatch, Info};
 use crate::fault::{EmuBody, Fault};
 use crate::server::{control_error, json_response};
 use crate::state::Shared;
-use crate::Info;
 
 type Res = Result<Value, (u16, String)>;
 

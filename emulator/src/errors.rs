@@ -86,11 +86,7 @@ impl ApiError {
     }
 
     pub fn v2_body(&self) -> Envelope<V2Error<'_>> {
-        Envelope {
-            response_status: 1,
-            response_message: "Error",
-            response_data: V2Error { error_code: self.code, error_message: &self.message },
-        }
+        v2_error(self.code, &self.message)
     }
 
     pub fn v3_status(&self, rate_limit_status: u16) -> u16 {
@@ -114,14 +110,22 @@ impl ApiError {
     }
 
     pub fn v3_body(&self, wall_ms: u64) -> [V3Error<'_>; 1] {
-        [V3Error {
-            timestamp: iso_utc(wall_ms),
-            code: self.code,
-            severity: "ERROR",
-            category: self.v3_category(),
-            message: &self.message,
-        }]
+        v3_error(self.code, self.v3_category(), &self.message, wall_ms)
     }
+}
+
+/// A v2 error envelope with any code and message (faults send odd ones).
+pub(crate) fn v2_error<'a>(code: &'a str, message: &'a str) -> Envelope<V2Error<'a>> {
+    Envelope {
+        response_status: 1,
+        response_message: "Error",
+        response_data: V2Error { error_code: code, error_message: message },
+    }
+}
+
+/// A v3 error array with any code and message.
+pub(crate) fn v3_error<'a>(code: &'a str, category: &'static str, message: &'a str, wall_ms: u64) -> [V3Error<'a>; 1] {
+    [V3Error { timestamp: iso_utc(wall_ms), code, severity: "ERROR", category, message }]
 }
 
 // Structs, not `json!`, so fields go out in BILL's order.

@@ -31,6 +31,8 @@ pub enum FaultMode {
     WrongContentType,
     /// A 64 MiB chunked reply.
     HugeBody,
+    /// A BILL error that echoes one of the request's secrets (see [`Echo`]).
+    Echo,
 }
 
 /// Which requests a fault hits.
@@ -59,23 +61,105 @@ pub struct Fault {
     pub delay_ms: u64,
     #[serde(default)]
     pub count: u32,
+    /// What an `echo` fault sends back; `None` = the default [`Echo`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echo: Option<Echo>,
+}
+
+/// Which secret of the request an `echo` fault sends back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EchoSecret {
+    #[default]
+    Password,
+    DevKey,
+    UserName,
+    SessionId,
+}
+
+/// Where the echoed secret goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EchoPlace {
+    /// The error message.
+    #[default]
+    Message,
+    /// The error-code field itself.
+    Code,
+    /// The reply's Content-Type header.
+    ContentType,
+}
+
+/// How the echoed secret is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EchoEncoding {
+    #[default]
+    Raw,
+    /// application/x-www-form-urlencoded (space as `+`).
+    Form,
+    /// JSON-escaped where that differs: `\u0022`, `\/`, `\uXXXX` for non-ASCII.
+    Json,
+    /// Upper-cased.
+    Upper,
+}
+
+/// An `echo` fault's reply: a BILL error (v2 envelope, v3 array) with one of
+/// the request's secrets in it, after `offset` filler characters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Echo {
+    #[serde(default)]
+    pub secret: EchoSecret,
+    #[serde(default)]
+    pub place: EchoPlace,
+    #[serde(default)]
+    pub encoding: EchoEncoding,
+    /// Filler characters before the secret in its place.
+    #[serde(default)]
+    pub offset: usize,
+    /// The error code (unless `place` is `code`); `None` = `BDC_1111`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The HTTP status; `None` = 200 for v2 (as BILL), 400 for v3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+}
+
+/// Builder methods that each set one field.
+macro_rules! setters {
+    ($($field:ident: $ty:ty => $value:expr),* $(,)?) => {
+        $(pub fn $field(mut self, $field: $ty) -> Self {
+            self.$field = $value;
+            self
+        })*
+    };
+}
+
+impl Echo {
+    pub fn new(secret: EchoSecret) -> Self {
+        Echo { secret, ..Echo::default() }
+    }
+    setters! {
+        place: EchoPlace => place,
+        encoding: EchoEncoding => encoding,
+        offset: usize => offset,
+        code: &str => Some(code.into()),
+        status: u16 => Some(status),
+    }
 }
 
 impl Fault {
     pub fn new(mode: FaultMode) -> Self {
-        Fault { mode, target: FaultTarget::All, delay_ms: 0, count: 0 }
+        Fault { mode, target: FaultTarget::All, delay_ms: 0, count: 0, echo: None }
     }
-    pub fn target(mut self, target: FaultTarget) -> Self {
-        self.target = target;
-        self
+    /// An `echo` fault.
+    pub fn echo(echo: Echo) -> Self {
+        Fault { echo: Some(echo), ..Fault::new(FaultMode::Echo) }
     }
-    pub fn delay_ms(mut self, ms: u64) -> Self {
-        self.delay_ms = ms;
-        self
-    }
-    pub fn count(mut self, n: u32) -> Self {
-        self.count = n;
-        self
+    setters! {
+        target: FaultTarget => target,
+        delay_ms: u64 => delay_ms,
+        count: u32 => count,
     }
     /// Whether the request is answered by the fault alone (never processed).
     pub(crate) fn replaces_reply(&self) -> bool {

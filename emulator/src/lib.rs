@@ -13,6 +13,7 @@
 
 mod config;
 mod control;
+mod echo;
 mod errors;
 mod fault;
 mod server;
@@ -27,32 +28,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::runtime::Runtime;
 
 pub use config::{
-    Account, Config, ConfigPatch, Settings, DEMO_DEV_KEY, DEMO_ORG, DEMO_ORG_NAME, DEMO_PASSWORD, DEMO_USER,
+    Account, Config, ConfigPatch, Info, Patch, SettingValue, Settings, DEMO_DEV_KEY, DEMO_ORG, DEMO_ORG_NAME,
+    DEMO_PASSWORD, DEMO_USER,
 };
-pub use fault::{Fault, FaultMode, FaultTarget};
+pub use fault::{Echo, EchoEncoding, EchoPlace, EchoSecret, Fault, FaultMode, FaultTarget};
 pub use state::{Api, EndReason, Event, EventKind, SessionInfo, Stats, Violation};
 
 use state::Shared;
-
-/// Where the emulator listens: the binary prints this as its first line.
-#[derive(Clone, Debug, Serialize)]
-pub struct Info {
-    pub port: u16,
-    pub control_port: u16,
-    pub scheme: String,
-    /// e.g. `http://127.0.0.1:PORT/api/v2`
-    pub v2_base: String,
-    /// e.g. `http://127.0.0.1:PORT/connect` (v3 paths follow: `/v3/login`)
-    pub v3_base: String,
-    /// e.g. `http://127.0.0.1:CONTROL_PORT`
-    pub control: String,
-    pub ca_file: Option<PathBuf>,
-    pub wrong_ca_file: Option<PathBuf>,
-}
 
 /// A running emulator. Dropping it stops the servers and joins their threads.
 pub struct Emulator {

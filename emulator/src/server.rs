@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -21,10 +21,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+use crate::config::Info;
 use crate::errors::ApiError;
 use crate::fault::{EmuBody, Fault, FaultMode, FaultTarget};
 use crate::state::{Api, EventKind, Record, Shared};
-use crate::{control, v2, v3, Info};
+use crate::{control, echo, v2, v3};
 
 const MAX_BODY: usize = 8 << 20;
 pub(crate) const JSON: &str = "application/json";
@@ -136,7 +137,7 @@ fn response(status: u16, content_type: Option<&str>, body: EmuBody) -> Response<
 }
 
 /// The reply of a fault that stands in for the real one.
-fn fault_response(sh: &Shared, f: &Fault, api: Api, fd: RawFd) -> Response<EmuBody> {
+fn fault_response(sh: &Shared, f: &Fault, req: &Req, api: Api, fd: RawFd) -> Response<EmuBody> {
     let cut = match api {
         Api::V2 => r#"{"response_status":0,"response_message":"Success","response_data":{"sessionId":"#,
         Api::V3 => r#"{"organizationId":"00901","sessionId":"#,
@@ -158,6 +159,12 @@ fn fault_response(sh: &Shared, f: &Fault, api: Api, fd: RawFd) -> Response<EmuBo
             response(503, Some(HTML), EmuBody::full("<html><body><h1>503 Service Unavailable</h1></body></html>"))
         }
         FaultMode::Malformed => response(200, Some(JSON), EmuBody::full(cut)),
+        FaultMode::Echo => {
+            let e = echo::reply(sh, req, api, &f.echo.clone().unwrap_or_default());
+            let mut r = response(e.status, None, EmuBody::full(e.body));
+            r.headers_mut().insert(CONTENT_TYPE, e.content_type);
+            r
+        }
         _ => response(200, Some(JSON), EmuBody::huge()),
     }
 }
@@ -171,6 +178,11 @@ async fn handle_main(sh: Arc<Shared>, fd: RawFd, req: Request<Incoming>) -> Resp
         sh.check_query(&path, q);
     }
     let api = if path.starts_with("/connect") { Api::V3 } else { Api::V2 };
+    let chunked = parts
+        .headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.to_ascii_lowercase().contains("chunked")));
     let body = Limited::new(body, MAX_BODY).collect().await.map(|c| c.to_bytes()).ok();
     let req = Req { method: parts.method, path, query, headers: parts.headers, body: body.clone().unwrap_or_default() };
     let class = class_of(api, &req.method, &req.path);
@@ -188,10 +200,11 @@ async fn handle_main(sh: Arc<Shared>, fd: RawFd, req: Request<Incoming>) -> Resp
             code,
             status,
             fault,
+            chunked,
         });
     };
     if let Some(f) = fault.as_ref().filter(|f| f.replaces_reply()) {
-        let r = fault_response(&sh, f, api, fd);
+        let r = fault_response(&sh, f, &req, api, fd);
         record(EventKind::Fault, None, None, r.status().as_u16(), Some(f));
         return r;
     }

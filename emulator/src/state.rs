@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::config::{Account, ConfigPatch, Settings};
 use crate::errors::ApiError;
-use crate::fault::{Fault, FaultMode, FaultTarget};
+use crate::fault::{EchoSecret, Fault, FaultMode, FaultTarget};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -49,6 +49,8 @@ pub struct Event {
     pub code: Option<String>,
     pub status: u16,
     pub fault: Option<FaultMode>,
+    /// The request body came with `Transfer-Encoding: chunked`.
+    pub chunked: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -102,6 +104,8 @@ pub struct Stats {
     pub rejected_1322: u64,
     pub rejected_1361: u64,
     pub faults_injected: u64,
+    /// Requests whose body came with `Transfer-Encoding: chunked`.
+    pub chunked_requests: u64,
     pub errors_by_code: BTreeMap<String, u64>,
     /// Authenticated requests being processed now, all devKeys and orgs.
     pub in_flight: u64,
@@ -231,6 +235,7 @@ pub(crate) struct Record<'a> {
     pub code: Option<&'static str>,
     pub status: u16,
     pub fault: Option<FaultMode>,
+    pub chunked: bool,
 }
 
 pub(crate) fn random_token(len: usize) -> String {
@@ -485,6 +490,22 @@ impl Inner {
         }
     }
 
+    /// A secret of the account behind a session (what an `echo` fault sends
+    /// when the request itself does not carry it).
+    pub fn session_secret(&self, session_id: &str, which: EchoSecret) -> Option<String> {
+        let s = self.sessions.get(session_id)?;
+        let user = || self.user_ids.iter().find(|(_, id)| **id == s.user_id).map(|(name, _)| name);
+        match which {
+            EchoSecret::SessionId => Some(session_id.to_string()),
+            EchoSecret::DevKey => Some(s.dev_key.clone()),
+            EchoSecret::UserName => user().cloned(),
+            EchoSecret::Password => {
+                let user = user()?;
+                self.accounts.iter().find(|a| &a.user_name == user && a.org_id == s.org_id).map(|a| a.password.clone())
+            }
+        }
+    }
+
     pub fn expire_all(&mut self, now: u64) -> usize {
         let ids: Vec<String> = self.sessions.keys().cloned().collect();
         ids.iter().filter(|id| self.end_session(id, EndReason::Forced, now)).count()
@@ -650,6 +671,7 @@ impl Shared {
         let mut g = self.lock();
         let s = &mut g.stats;
         s.requests += 1;
+        s.chunked_requests += u64::from(r.chunked);
         if r.class == FaultTarget::Login && r.kind != EventKind::Fault {
             s.login_attempts += 1;
         }
@@ -697,6 +719,7 @@ impl Shared {
             code: r.code.map(str::to_string),
             status: r.status,
             fault: r.fault,
+            chunked: r.chunked,
         });
     }
 
