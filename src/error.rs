@@ -91,6 +91,20 @@ impl Error {
         matches!(self.kind, ErrorKind::Auth | ErrorKind::MfaRequired)
     }
 
+    /// Makes the error safe to show: redacts `secrets` (any number: the
+    /// credentials and every session id the session has held) from the
+    /// message with `secret::scrub`, which also cuts it to its final length,
+    /// and withholds a code that held one. Every error carrying server text
+    /// must pass through here (or `scrub`) before it leaves the library.
+    pub fn redact(&mut self, secrets: &[&crate::secret::Secret]) {
+        self.message = crate::secret::scrub(&self.message, secrets);
+        if let Some(code) = &self.code {
+            if crate::secret::scrub_to(code, secrets, usize::MAX) != *code {
+                self.code = None;
+            }
+        }
+    }
+
     /// True when BILL answered with exactly this code.
     pub fn code_is(&self, code: &str) -> bool {
         self.code.as_deref() == Some(code)
@@ -124,7 +138,8 @@ pub enum Context {
 pub fn kind_for_code(code: &str, ctx: Context) -> ErrorKind {
     match code {
         "BDC_1101" | "BDC_1102" | "BDC_1103" | "BDC_1107" | "BDC_1110" | "BDC_1111" | "BDC_1113" => ErrorKind::Auth,
-        "BDC_1123" | "BDC_1129" if ctx == Context::SignIn => ErrorKind::Auth,
+        // At sign-in there is no session yet: an invalid-session answer refuses the sign-in.
+        "BDC_1109" | "BDC_1123" | "BDC_1129" if ctx == Context::SignIn => ErrorKind::Auth,
         "BDC_1109" => ErrorKind::SessionExpired,
         "BDC_1144" | "BDC_1322" => ErrorKind::RateLimited,
         "BDC_1361" => ErrorKind::MfaRequired,

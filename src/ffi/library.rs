@@ -62,8 +62,10 @@ pub unsafe extern "C" fn bill_last_error(buf: *mut c_char, cap: usize, len: *mut
 }
 
 /// Copies this thread's last BILL error code (for example "BDC_1109") into
-/// `buf`, or "" when the last failure did not come with a BILL code.
-/// Buffer rules and statuses as for `bill_last_error`.
+/// `buf`, or "" when the last failure did not come with a BILL code. Only a
+/// code of BILL's shape ("BDC_" and digits) is passed on; any other code
+/// field is withheld and the detail says so. Buffer rules and statuses as for
+/// `bill_last_error`.
 #[no_mangle]
 pub unsafe extern "C" fn bill_last_error_code(buf: *mut c_char, cap: usize, len: *mut usize) -> bill_status {
     unsafe { last_out(|l| &l.code, buf, cap, len) }

@@ -199,9 +199,11 @@ pub unsafe extern "C" fn bill_options_set_environment(opts: *mut bill_options, e
 
 /// Overrides the base URL, for example "https://api-stage.bill.com/api/v2"
 /// (v2) or "https://gateway.stage.bill.com/connect" (v3; calls go to
-/// `{base}/v3/...`). Must be https://, except http:// to a loopback host
-/// (localhost, 127.0.0.0/8, ::1); no user info, query or fragment. NULL
-/// restores the default. Returns BILL_OK, BILL_ERR_NULL_ARG or BILL_ERR_INVALID_ARG.
+/// `{base}/v3/...`). Must be a valid URL to a strict (WHATWG) parser, with
+/// https://, except http:// to a loopback host (localhost, 127.0.0.0/8,
+/// ::1); a port, if any, from 1 to 65535; no user info, query or fragment.
+/// NULL restores the default. Returns BILL_OK, BILL_ERR_NULL_ARG or
+/// BILL_ERR_INVALID_ARG.
 #[no_mangle]
 pub unsafe extern "C" fn bill_options_set_base_url(opts: *mut bill_options, url: *const c_char) -> bill_status {
     with_opts(opts, |o| o.set_base_url(unsafe { opt_str_in(url, "base URL", MAX_URL_LEN) }?))
@@ -241,9 +243,10 @@ pub unsafe extern "C" fn bill_options_set_request_timeout_ms(opts: *mut bill_opt
 
 /// Trusts only the PEM certificates in the file at `path` (NUL-terminated
 /// UTF-8, 1 to 4096 bytes) instead of the built-in Mozilla roots. The file is
-/// read at `bill_login`, which fails with BILL_ERR_INVALID_ARG if it cannot
-/// be read or holds no certificate. NULL restores the built-in roots.
-/// Returns BILL_OK, BILL_ERR_NULL_ARG (options) or BILL_ERR_INVALID_ARG.
+/// read at `bill_login`, which fails with BILL_ERR_INVALID_ARG if it is not a
+/// regular file, is larger than 1 MiB, cannot be read or holds no
+/// certificate. NULL restores the built-in roots. Returns BILL_OK,
+/// BILL_ERR_NULL_ARG (options) or BILL_ERR_INVALID_ARG.
 #[no_mangle]
 pub unsafe extern "C" fn bill_options_set_ca_file(opts: *mut bill_options, path: *const c_char) -> bill_status {
     with_opts(opts, |o| o.set_ca_file(unsafe { opt_str_in(path, "CA file path", options::MAX_PATH_LEN) }?))

@@ -87,11 +87,14 @@ unsafe fn session_fast<'a>(s: *const bill_session) -> Option<&'a Session> {
 /// after. Thread-safe (the options must not be modified meanwhile).
 ///
 /// Returns BILL_OK; BILL_ERR_NULL_ARG; BILL_ERR_INVALID_ARG (missing
-/// credentials, bad URL, unreadable CA file, margin not below idle timeout,
-/// options handle not live); BILL_ERR_AUTH; BILL_ERR_RATE_LIMITED;
+/// credentials, bad URL, a CA file that is not a readable regular file of
+/// at most 1 MiB with certificates, margin not below idle timeout, options
+/// handle not live); BILL_ERR_AUTH (refused credentials, devKey or
+/// organization; also BDC_1109 or HTTP 401 at sign-in);
+/// BILL_ERR_MFA_REQUIRED (BDC_1361); BILL_ERR_RATE_LIMITED;
 /// BILL_ERR_NETWORK; BILL_ERR_TIMEOUT; BILL_ERR_TLS; BILL_ERR_PROTOCOL;
-/// BILL_ERR_SERVER; BILL_ERR_API; BILL_ERR_IN_CALLBACK. Details:
-/// `bill_last_error`.
+/// BILL_ERR_SERVER; BILL_ERR_RESPONSE_TOO_LARGE; BILL_ERR_API;
+/// BILL_ERR_IN_CALLBACK. Details: `bill_last_error`.
 #[no_mangle]
 pub unsafe extern "C" fn bill_login(opts: *const bill_options, out: *mut *mut bill_session) -> bill_status {
     boundary::status(|| {
@@ -162,8 +165,8 @@ pub unsafe extern "C" fn bill_touch(s: *mut bill_session) -> bill_status {
 /// EXPIRED and FAILED states. Blocks for at most about the request timeout.
 /// Thread-safe.
 ///
-/// Returns BILL_OK or the statuses of `bill_login`, plus BILL_ERR_CLOSED and
-/// BILL_ERR_FORKED.
+/// Returns BILL_OK or the statuses of `bill_login` (BILL_ERR_MFA_REQUIRED
+/// included), plus BILL_ERR_CLOSED and BILL_ERR_FORKED.
 #[no_mangle]
 pub unsafe extern "C" fn bill_renew(s: *mut bill_session) -> bill_status {
     boundary::status(|| unsafe { session(s) }?.renew())
@@ -191,7 +194,8 @@ pub unsafe extern "C" fn bill_renew(s: *mut bill_session) -> bill_status {
 /// On success `*out` receives the reply (HTTP status and body, owned by the
 /// caller; free with `bill_response_free`). On a BILL error nothing is
 /// written to `*out`; the status classifies it and `bill_last_error_code` /
-/// `bill_last_error` carry BILL's code and message unchanged. Thread-safe.
+/// `bill_last_error` carry BILL's code and message, with secrets redacted.
+/// Thread-safe.
 ///
 /// Returns BILL_OK; BILL_ERR_NULL_ARG; BILL_ERR_INVALID_ARG (method, path,
 /// body, or a handle that is not live); BILL_ERR_SESSION_EXPIRED (still
@@ -226,11 +230,13 @@ pub unsafe extern "C" fn bill_call(
 /// BILL_ERR_CLOSED. Still free it with `bill_session_free`. Waits for a
 /// renewal in progress. Thread-safe.
 ///
-/// Returns BILL_OK; BILL_ERR_NULL_ARG; BILL_ERR_INVALID_ARG (a handle that
-/// is not live); BILL_ERR_CLOSED (already closed); BILL_ERR_NETWORK /
-/// BILL_ERR_TIMEOUT / BILL_ERR_TLS / BILL_ERR_SERVER / BILL_ERR_PROTOCOL /
-/// BILL_ERR_API (the server did not confirm); BILL_ERR_FORKED;
-/// BILL_ERR_IN_CALLBACK.
+/// Returns BILL_OK (also when BILL says the session had already ended);
+/// BILL_ERR_NULL_ARG; BILL_ERR_INVALID_ARG (a handle that is not live);
+/// BILL_ERR_CLOSED (already closed); BILL_ERR_NETWORK / BILL_ERR_TIMEOUT /
+/// BILL_ERR_TLS / BILL_ERR_SERVER / BILL_ERR_PROTOCOL /
+/// BILL_ERR_RESPONSE_TOO_LARGE / BILL_ERR_RATE_LIMITED / BILL_ERR_AUTH /
+/// BILL_ERR_MFA_REQUIRED / BILL_ERR_API (the server did not confirm);
+/// BILL_ERR_FORKED; BILL_ERR_IN_CALLBACK.
 #[no_mangle]
 pub unsafe extern "C" fn bill_logout(s: *mut bill_session) -> bill_status {
     boundary::status(|| unsafe { session(s) }?.logout())
@@ -307,7 +313,8 @@ pub unsafe extern "C" fn bill_session_error(
 
 /// Copies the BILL code of the session's most recent renewal failure (for
 /// example "BDC_1110") into `buf`, or "" when there was none or it came with
-/// no BILL code. Buffer rules as for `bill_last_error`. Thread-safe.
+/// no BILL code (codes not of BILL's shape are withheld). Buffer rules as
+/// for `bill_last_error`. Thread-safe.
 ///
 /// Returns BILL_OK; BILL_ERR_NULL_ARG (session); BILL_ERR_INVALID_ARG (a
 /// handle that is not live); BILL_ERR_BUFFER_TOO_SMALL (with `*len` set);

@@ -30,7 +30,8 @@ pub enum bill_status {
     #[strum(message = "buffer too small", props(kind = "BufferTooSmall"))]
     BILL_ERR_BUFFER_TOO_SMALL = 3,
     /// BILL refused the credentials, devKey, organization or login
-    /// (BDC_1101/1102/1103/1107/1110/1111/1113, and BDC_1123/1129 at sign-in).
+    /// (BDC_1101/1102/1103/1107/1110/1111/1113; at sign-in also BDC_1109,
+    /// BDC_1123/1129 and a v3 HTTP 401).
     #[strum(message = "BILL refused the sign-in (credentials, devKey, organization or login)", props(kind = "Auth"))]
     BILL_ERR_AUTH = 4,
     /// The session is no longer valid (BDC_1109, or idle past the timeout).
@@ -49,7 +50,7 @@ pub enum bill_status {
     /// `bill_last_error_retry_after_ms` says when retrying makes sense.
     #[strum(message = "rate limited", props(kind = "RateLimited"))]
     BILL_ERR_RATE_LIMITED = 9,
-    /// BDC_1361: the operation needs an MFA-trusted session.
+    /// BDC_1361: the operation, or a sign-in, needs an MFA-trusted session.
     #[strum(message = "MFA-trusted session required", props(kind = "MfaRequired"))]
     BILL_ERR_MFA_REQUIRED = 10,
     /// Any other BILL error code; see `bill_last_error_code`.

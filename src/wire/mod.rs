@@ -41,7 +41,7 @@ pub fn require_json(content_type: Option<&str>) -> Result<()> {
         Some(ct) if ct.to_ascii_lowercase().contains("json") => Ok(()),
         Some(ct) => Err(Error::new(
             ErrorKind::Protocol,
-            format!("expected a JSON reply, got content type '{}'", printable(ct, 64)),
+            format!("expected a JSON reply, got content type: {}", server_text(ct)),
         )),
         None => Err(Error::new(ErrorKind::Protocol, "reply has no content type; expected JSON")),
     }
@@ -52,10 +52,43 @@ pub fn server_error(status: u16) -> Error {
     Error::new(ErrorKind::Server, "BILL answered with a server error").with_http_status(status)
 }
 
-/// An error from a BILL code and message, classified for the context.
+/// An error from a BILL code and message, classified for the context. A
+/// code not of BILL's shape is not passed on: servers have echoed secrets
+/// in that field. It is withheld and the error is BILL_ERR_API.
 pub fn api_error(code: &str, message: &str, ctx: Context) -> Error {
-    let code = printable(code, 32);
-    Error::new(kind_for_code(&code, ctx), printable(message, 512)).with_code(code)
+    if !is_bill_code(code) {
+        return Error::new(ErrorKind::Api, withheld_code(message));
+    }
+    Error::new(kind_for_code(code, ctx), server_text(message)).with_code(code)
+}
+
+/// BILL's error codes are `BDC_` and digits.
+pub fn is_bill_code(code: &str) -> bool {
+    code.strip_prefix("BDC_").is_some_and(|n| (1..=8).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The message of an error whose code field was not of BILL's shape.
+pub fn withheld_code(message: &str) -> String {
+    format!("BILL answered with a non-standard error code (withheld): {}", server_text(message))
+}
+
+/// Most bytes of server text kept in an error. Generous on purpose: secrets
+/// are redacted on the whole of it before the session cuts the message to
+/// its final length (`secret::scrub`), so none survives half-cut.
+pub const SERVER_TEXT_BYTES: usize = 1536;
+
+/// Untrusted text from a server, stripped of control characters and bounded
+/// to SERVER_TEXT_BYTES. Callers put it at the end of a message, where the
+/// final cut happens.
+pub fn server_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(SERVER_TEXT_BYTES));
+    for c in s.chars().filter(|c| !c.is_control()) {
+        if out.len() + c.len_utf8() > SERVER_TEXT_BYTES {
+            break;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Untrusted text from a server, cut and stripped of control characters.

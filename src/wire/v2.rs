@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use zeroize::Zeroizing;
 
-use super::{api_error, check_session_id, form_exact, printable, require_json, server_error, LoginReply};
+use super::{api_error, check_session_id, form_exact, require_json, server_error, server_text, LoginReply};
 use crate::error::{Context, Error, ErrorKind, Result};
 use crate::options::Options;
 use crate::secret::Secret;
@@ -82,7 +82,7 @@ fn open<'a>(status: u16, content_type: Option<&str>, body: &'a [u8], ctx: Contex
     }
     require_json(content_type)?;
     let env: Envelope = serde_json::from_slice(body).map_err(|e| {
-        Error::new(ErrorKind::Protocol, format!("v2 reply is not a BILL envelope: {}", printable(&e.to_string(), 200)))
+        Error::new(ErrorKind::Protocol, format!("v2 reply is not a BILL envelope: {}", server_text(&e.to_string())))
     })?;
     match env.response_status {
         0 => Ok(env.response_data),
