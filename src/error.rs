@@ -38,8 +38,9 @@ pub enum ErrorKind {
     Internal,
 }
 
-/// An error with BILL's code and message. Never holds a secret.
-#[derive(Clone, Debug)]
+/// An error with BILL's code and message. Server text in it is made safe by
+/// `redact` before it leaves the library.
+#[derive(Clone)]
 pub struct Error {
     pub kind: ErrorKind,
     /// BILL's code, such as `BDC_1109`.
@@ -48,11 +49,32 @@ pub struct Error {
     pub http_status: Option<u16>,
     /// When retrying makes sense (rate limits).
     pub retry_after: Option<Duration>,
+    /// Server text past the message's cut, kept (bounded) so that `redact`
+    /// sees a secret whole even when the cut falls inside it. Never shown.
+    rest: Option<String>,
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("code", &self.code)
+            .field("message", &self.message)
+            .field("http_status", &self.http_status)
+            .field("retry_after", &self.retry_after)
+            .finish()
+    }
 }
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error { kind, code: None, message: message.into(), http_status: None, retry_after: None }
+        Error { kind, code: None, message: message.into(), http_status: None, retry_after: None, rest: None }
+    }
+
+    /// Keeps server text that did not fit the message, for `redact`.
+    pub(crate) fn with_rest(mut self, rest: String) -> Error {
+        self.rest = Some(rest);
+        self
     }
 
     pub fn with_code(mut self, code: impl Into<String>) -> Error {
@@ -92,12 +114,20 @@ impl Error {
     }
 
     /// Makes the error safe to show: redacts `secrets` (any number: the
-    /// credentials and every session id the session has held) from the
-    /// message with `secret::scrub`, which also cuts it to its final length,
-    /// and withholds a code that held one. Every error carrying server text
-    /// must pass through here (or `scrub`) before it leaves the library.
+    /// credentials and every session id the session has held) in the whole
+    /// server text, the part past the message's cut included, then cuts it
+    /// again (`secret::scrub_to`), and withholds a code that held a secret.
+    /// Every error carrying server text must pass through here before it
+    /// leaves the library (`secret::scrub` on the message alone also leaves
+    /// no secret, but cannot see past the cut).
     pub fn redact(&mut self, secrets: &[&crate::secret::Secret]) {
-        self.message = crate::secret::scrub(&self.message, secrets);
+        // The whole server text first, then the cut the message had.
+        let cut = self.message.chars().count();
+        let whole = match self.rest.take() {
+            Some(rest) => self.message.clone() + &rest,
+            None => self.message.clone(),
+        };
+        self.message = crate::secret::scrub_to(&whole, secrets, cut);
         if let Some(code) = &self.code {
             if crate::secret::scrub_to(code, secrets, usize::MAX) != *code {
                 self.code = None;

@@ -162,6 +162,11 @@ impl BaseUrl {
         if raw.len() > MAX_URL_LEN {
             return Err(Error::invalid(format!("base URL is longer than {MAX_URL_LEN} bytes")));
         }
+        // WHATWG also reads "https:/host" and "https:host"; only the plain form is meant.
+        let lower = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
+        if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+            return Err(Error::invalid("base URL must start with https:// (or http:// for loopback)"));
+        }
         // The parser would percent-encode these; a base URL has no reason to carry them.
         if raw.bytes().any(|b| b <= b' ' || b >= 0x7f || b == b'\\') {
             return Err(Error::invalid("base URL has spaces, backslashes or non-ASCII characters"));
@@ -538,6 +543,8 @@ mod tests {
             "https://exa mple.com/",
             "https://[::1/",
             "https://",
+            "https:/api.bill.com/api/v2",
+            "https:api.bill.com",
             "https://api.bill.com/#x",
             "https://api.bill.com\\@evil.com/",
         ] {

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::{
-    api_error, check_session_id, is_bill_code, json_exact, require_json, server_error, server_text, withheld_code,
-    LoginReply,
+    api_error, check_session_id, is_bill_code, json_exact, quote, require_json, server_error, LoginReply,
+    MAX_MESSAGE_CHARS, WITHHELD_CODE,
 };
 use crate::error::{Context, Error, ErrorKind, Result};
 use crate::options::Options;
@@ -87,9 +87,8 @@ fn failure(status: u16, body: &[u8], ctx: Context) -> Error {
         Some((code, message)) if is_bill_code(&code) => api_error(&code, &message, ctx),
         // A code of another shape is withheld; the HTTP status classifies the error.
         Some((_, message)) => {
-            let mut e = by_status(status, ctx);
-            e.message = format!("{}; {}", e.message, withheld_code(&message));
-            e
+            let e = by_status(status, ctx);
+            quote(e.kind, &format!("{}; {WITHHELD_CODE}", e.message), &message, MAX_MESSAGE_CHARS)
         }
         None => by_status(status, ctx),
     };
@@ -141,7 +140,7 @@ pub fn check_json_reply(status: u16, content_type: Option<&str>, body: &[u8]) ->
     require_json(content_type)?;
     serde_json::from_slice::<serde::de::IgnoredAny>(body)
         .map(|_| ())
-        .map_err(|e| Error::new(ErrorKind::Protocol, format!("v3 reply is not JSON: {}", server_text(&e.to_string()))))
+        .map_err(|e| quote(ErrorKind::Protocol, "v3 reply is not JSON: ", &e.to_string(), 200))
 }
 
 /// Checks the reply to an ordinary call: an error, or a success whose body
