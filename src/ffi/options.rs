@@ -110,7 +110,9 @@ fn millis(v: u64) -> Duration {
 #[no_mangle]
 pub unsafe extern "C" fn bill_options_new(out: *mut *mut bill_options) -> bill_status {
     boundary::status(|| {
-        *unsafe { boundary::out_ptr(out, "out") }? = boundary::into_raw(Options::default());
+        // The out-pointer first: a handle made before a NULL check would leak.
+        let out = unsafe { boundary::out_ptr(out, "out") }?;
+        *out = boundary::into_raw(Options::default());
         Ok(())
     })
 }
