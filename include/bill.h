@@ -6,6 +6,8 @@
  * Conventions
  * - Every function that can fail returns a bill_status; BILL_OK is 0.
  *   Details of the last failure on this thread: bill_last_error().
+ *   Besides the statuses each function lists, any of them may return
+ *   BILL_ERR_PANIC: a bug inside libbill, caught before it reached you.
  * - Outputs are written only on success. The one exception: on
  *   BILL_ERR_BUFFER_TOO_SMALL, *len receives the size needed (NUL included).
  * - A buffer is always followed by its length. Text out is NUL-terminated.
