@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::errors::{v2_error, v3_error};
 use crate::fault::{Echo, EchoEncoding, EchoPlace, EchoSecret};
-use crate::server::{Req, JSON};
+use crate::http::{Req, JSON};
 use crate::state::{Api, Shared};
 
 const DEFAULT_CODE: &str = "BDC_1111";

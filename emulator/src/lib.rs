@@ -11,11 +11,13 @@
 //! methods here) inspect and steer it. See README.md for the choices made where
 //! BILL's behaviour is unconfirmed.
 
+mod body;
 mod config;
 mod control;
 mod echo;
 mod errors;
 mod fault;
+mod http;
 mod server;
 mod state;
 mod tls;
@@ -159,11 +161,11 @@ impl Emulator {
     }
     /// Adds or replaces the account for (userName, orgId); returns its userId.
     pub fn add_account(&self, account: Account) -> String {
-        self.sh.lock().add_account(account)
+        self.sh.lock().accounts.add(account)
     }
     /// Registers a trusted MFA device: (rememberMeId, device) for v3 or (mfaId, deviceId) for v2.
     pub fn register_mfa(&self, remember_me_id: &str, device: &str) {
-        self.sh.lock().register_device(remember_me_id, device)
+        self.sh.lock().accounts.register_device(remember_me_id, device)
     }
     /// Replaces all faults with this one (`FaultMode::None` clears). A refuse
     /// fault has closed the port when this returns.
@@ -182,7 +184,7 @@ impl Emulator {
     }
     /// Active faults; `count` is what remains (0 = until cleared).
     pub fn faults(&self) -> Vec<Fault> {
-        self.sh.lock().faults()
+        self.sh.lock().faults.list()
     }
     /// Moves the emulator's clock forward (sessions idle out, rate windows roll).
     pub fn advance_clock(&self, by: Duration) {
