@@ -2,7 +2,8 @@
 # (examples/python). The package loads libbill with ctypes; it has no compiled
 # code of its own.
 #
-# test-python makes its own virtualenv under build/ (pytest and mypy from PyPI),
+# test-python makes its own virtualenv under build/ (pytest, mypy, and httpx and
+# requests for the optional integrations, from PyPI),
 # then runs the pytest suite against the emulator (the tests start their own).
 # The suite uses the debug build ($(LIB_SO)) for speed. The install test runs
 # `pip install ./bindings/python` in a fresh virtualenv, which really builds
@@ -14,7 +15,7 @@
 PYTHON          ?= python3
 PY_BUILD        := $(BUILD)/python
 PY_VENV         := $(PY_BUILD)/venv
-PY_TEST_DEPS    := "pytest>=7" "mypy>=1.8"
+PY_TEST_DEPS    := "pytest>=7" "mypy>=1.8" "httpx>=0.24" "requests>=2.28" "types-requests>=2.28"
 
 $(PY_VENV)/.deps: bindings/python/pyproject.toml mk/python.mk
 	rm -rf $(PY_VENV)

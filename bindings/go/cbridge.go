@@ -1,7 +1,7 @@
 package bill
 
-// The C side of event delivery. C never holds a Go pointer: user_data is an
-// integer handle into sinks (see events.go), cast to void* in C and back.
+// The C side of event delivery. C never holds a Go pointer: user_data is a
+// runtime/cgo.Handle (see events.go), cast to void* in C and back.
 
 /*
 #include <stdint.h>
@@ -19,6 +19,8 @@ static bill_status bill_go_set_event_callback(bill_options *opts, uintptr_t hand
 */
 import "C"
 
-func setEventCallback(o *C.bill_options, handle uintptr) C.bill_status {
+import "runtime/cgo"
+
+func setEventCallback(o *C.bill_options, handle cgo.Handle) C.bill_status {
 	return C.bill_go_set_event_callback(o, C.uintptr_t(handle))
 }

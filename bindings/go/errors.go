@@ -7,7 +7,9 @@ package bill
 import "C"
 
 import (
+	"context"
 	"runtime"
+	"strings"
 	"time"
 	"unsafe"
 )
@@ -37,6 +39,7 @@ const (
 	StatusResponseTooLarge Status = C.BILL_ERR_RESPONSE_TOO_LARGE
 	StatusInCallback       Status = C.BILL_ERR_IN_CALLBACK
 	StatusInternal         Status = C.BILL_ERR_INTERNAL
+	StatusCancelled        Status = 20
 )
 
 // String is libbill's short English description (bill_status_str).
@@ -55,18 +58,35 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	if e.Message == "" {
-		return "bill: " + e.Status.String()
+	status := e.Status.String()
+	switch {
+	case e.Message == "":
+		return "bill: " + status
+	case strings.HasPrefix(e.Message, status):
+		// libbill's detail often starts with the status text ("timed out (...)").
+		return "bill: " + e.Message
 	}
-	return "bill: " + e.Status.String() + ": " + e.Message
+	return "bill: " + status + ": " + e.Message
 }
 
 // Is reports whether target is an *Error with the same Status, so that
-// errors.Is(err, bill.ErrAuth) matches every authentication failure.
+// errors.Is(err, bill.ErrAuth) matches every authentication failure. A
+// timeout also matches context.DeadlineExceeded and a cancelled call
+// context.Canceled, as the net/http and database/sql errors do.
 func (e *Error) Is(target error) bool {
+	switch target {
+	case context.DeadlineExceeded:
+		return e.Status == StatusTimeout
+	case context.Canceled:
+		return e.Status == StatusCancelled
+	}
 	t, ok := target.(*Error)
 	return ok && t.Status == e.Status
 }
+
+// Timeout reports whether the error is a timeout (StatusTimeout), the way
+// net.Error does, so code that checks interface{ Timeout() bool } sees it.
+func (e *Error) Timeout() bool { return e.Status == StatusTimeout }
 
 // Sentinels for errors.Is, one per status in bill.h.
 var (
@@ -89,6 +109,7 @@ var (
 	ErrResponseTooLarge = &Error{Status: StatusResponseTooLarge}
 	ErrInCallback       = &Error{Status: StatusInCallback}
 	ErrInternal         = &Error{Status: StatusInternal}
+	ErrCancelled        = &Error{Status: StatusCancelled}
 )
 
 // errClosed is what the Go side returns after Close, without touching C.

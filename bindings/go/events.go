@@ -4,7 +4,7 @@ package bill
 import "C"
 
 import (
-	"sync"
+	"runtime/cgo"
 	"sync/atomic"
 )
 
@@ -43,13 +43,13 @@ type Event struct {
 	Detail string // libbill's secret-free explanation; "" when there is no error
 }
 
-// The handle table: C gets an integer, never a Go pointer. Handles are never
-// reused, so an event that arrives for a released handle is dropped.
+// C never holds a Go pointer: user_data is a runtime/cgo.Handle for the
+// callback. The runtime never reuses a handle value, so an event that arrives
+// for a released handle is dropped instead of reaching another session's
+// callback.
 var (
-	sinksMu  sync.Mutex
-	sinks    = map[uintptr]func(Event){}
-	lastSink uintptr
-
+	// sinksLive counts registered callbacks not yet released.
+	sinksLive atomic.Int64
 	// eventsDropped counts events that arrived for an already released
 	// handle (the session was freed before the library stopped emitting).
 	eventsDropped atomic.Int64
@@ -57,34 +57,36 @@ var (
 	callbackPanics atomic.Int64
 )
 
-func registerSink(f func(Event)) uintptr {
-	sinksMu.Lock()
-	defer sinksMu.Unlock()
-	lastSink++
-	sinks[lastSink] = f
-	return lastSink
+func registerSink(f func(Event)) cgo.Handle {
+	sinksLive.Add(1)
+	return cgo.NewHandle(f)
 }
 
-func releaseSink(h uintptr) {
+func releaseSink(h cgo.Handle) {
 	if h == 0 {
 		return
 	}
-	sinksMu.Lock()
-	delete(sinks, h)
-	sinksMu.Unlock()
+	h.Delete()
+	sinksLive.Add(-1)
 }
 
-func liveSinks() int {
-	sinksMu.Lock()
-	defer sinksMu.Unlock()
-	return len(sinks)
+func liveSinks() int { return int(sinksLive.Load()) }
+
+// sinkFor returns the callback behind h, or nil for a released handle
+// (Value panics on those).
+func sinkFor(h cgo.Handle) (f func(Event)) {
+	defer func() {
+		if recover() != nil {
+			f = nil
+		}
+	}()
+	f, _ = h.Value().(func(Event))
+	return f
 }
 
 //export billGoEvent
 func billGoEvent(handle C.uintptr_t, event, status C.uint32_t, detail *C.char) {
-	sinksMu.Lock()
-	f := sinks[uintptr(handle)]
-	sinksMu.Unlock()
+	f := sinkFor(cgo.Handle(handle))
 	if f == nil {
 		eventsDropped.Add(1)
 		return

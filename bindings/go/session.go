@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"runtime/cgo"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,7 +67,7 @@ type Session struct {
 // cleanup attached to Session can reach it without keeping Session alive.
 type handle struct {
 	ptr  *C.bill_session
-	sink uintptr
+	sink cgo.Handle
 	// users counts calls in progress; closingBit is set once by Close. The C
 	// session is freed when closingBit is set and no call is in progress.
 	users  atomic.Int64
@@ -138,7 +139,7 @@ func Login(opts Options) (*Session, error) {
 	if err := opts.apply(o); err != nil {
 		return nil, err
 	}
-	var sink uintptr
+	var sink cgo.Handle
 	if opts.OnEvent != nil {
 		sink = registerSink(opts.OnEvent)
 		if st := setEventCallback(o, sink); st != C.BILL_OK {
