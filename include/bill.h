@@ -143,6 +143,10 @@ enum bill_status
    * An internal error that is not a panic.
    */
   BILL_ERR_INTERNAL = 19,
+  /**
+   * The call was cancelled with `bill_cancel_trigger`.
+   */
+  BILL_ERR_CANCELLED = 20,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -334,6 +338,20 @@ typedef uint32_t bill_sign_in_kind;
 #endif // __cplusplus
 
 /**
+ * Per-call settings for `bill_call_with`, `bill_renew_with` and
+ * `bill_login_with`. Create with `bill_call_options_new`, free with
+ * `bill_call_options_free`.
+ */
+typedef struct bill_call_options bill_call_options;
+
+/**
+ * A cancellation handle. Create with `bill_cancel_new`, attach to calls with
+ * `bill_call_options_set_cancel`, trigger from any thread with
+ * `bill_cancel_trigger`, free with `bill_cancel_free`.
+ */
+typedef struct bill_cancel bill_cancel;
+
+/**
  * Options for `bill_login`. Create with `bill_options_new`, free with `bill_options_free`.
  */
 typedef struct bill_options bill_options;
@@ -430,6 +448,18 @@ uint64_t bill_last_error_retry_after_ms(void);
  * does nothing. Thread-safe.
  */
 void bill_wipe(void *p, size_t len);
+
+/**
+ * Sets how many worker threads at most run due renewals at once, for the
+ * whole process (default 64; 1 renews one session at a time). Workers start
+ * only while due renewals wait for one and exit after half a second without
+ * work, so the cap costs nothing while nothing is due. Renewals of one
+ * devKey and organization never exceed its in-flight limit, whatever the
+ * cap. Thread-safe; takes effect for renewals that fall due afterwards.
+ *
+ * Returns BILL_OK, or BILL_ERR_INVALID_ARG for 0 or more than 1024.
+ */
+bill_status bill_set_max_renewal_workers(uint32_t max);
 
 /**
  * Creates options with BILL's defaults: API v3, production, idle timeout 35
@@ -657,9 +687,18 @@ bill_status bill_login(const bill_options *opts, bill_session **out);
 bill_status bill_session_id(const bill_session *s, char *buf, size_t cap, size_t *len);
 
 /**
- * Records that the caller just used the session (for example after its own
- * HTTP call to BILL with this id), postponing renewal. O(1), lock-free,
- * allocation-free, no system call; safe from any thread at any rate.
+ * Records that the caller used the session (after its own HTTP call to
+ * BILL with this id), postponing renewal. O(1), lock-free, allocation-free,
+ * no system call; safe from any thread at any rate.
+ *
+ * BILL starts its idle timer when it receives a request, so the use is
+ * counted from this thread's previous `bill_session_id`,
+ * `bill_session_auth_headers` or `bill_touch` of this session, which came
+ * before the request it reports: however slow your call was, the library's
+ * record is never later than BILL's. Read the id (or touch) on the thread
+ * that sends, right before sending; when another thread sent the request,
+ * use `bill_touch_sent` instead (without an earlier read on this thread the
+ * use counts from now).
  *
  * Returns BILL_OK; BILL_ERR_SESSION_EXPIRED (the session was already idle
  * past the point where `bill_session_id` stops handing out its id: a touch
@@ -667,6 +706,37 @@ bill_status bill_session_id(const bill_session *s, char *buf, size_t cap, size_t
  * BILL_ERR_INVALID_ARG (a handle that is not live).
  */
 bill_status bill_touch(bill_session *s);
+
+/**
+ * Records a use of the session whose request was sent `ago_ms`
+ * milliseconds ago, for requests sent from another thread than the one
+ * that read the id (`bill_touch` counts from this thread's last id read or
+ * touch, which such a request does not follow). O(1), lock-free,
+ * allocation-free. Thread-safe.
+ *
+ * Returns the statuses of `bill_touch`.
+ */
+bill_status bill_touch_sent(bill_session *s, uint32_t ago_ms);
+
+/**
+ * Copies the headers a v3 request of the caller's own needs into `buf`:
+ * "devKey: <devKey>\r\nsessionId: <id>\r\n", NUL-terminated, and its length
+ * (without the NUL) into `*len` if `len` is not NULL. For an HTTP client of
+ * your own, so that you need not keep the devKey. Same rules as
+ * `bill_session_id`: never waits on the network, never returns an id the
+ * library knows is dead, and counts as an id read for `bill_touch`.
+ * Thread-safe; lock-free.
+ *
+ * The text is secret material (the devKey and the session id): wipe `buf`
+ * when done (`bill_wipe`), and never log it.
+ *
+ * Returns BILL_OK; BILL_ERR_NULL_ARG (session); BILL_ERR_BUFFER_TOO_SMALL
+ * with `*len` set to the size needed, NUL included (nothing is written to
+ * `buf`); BILL_ERR_INVALID_ARG (a v2 session, whose devKey and sessionId go
+ * in the form body; or a handle that is not live); BILL_ERR_SESSION_EXPIRED;
+ * BILL_ERR_CLOSED; BILL_ERR_FORKED.
+ */
+bill_status bill_session_auth_headers(const bill_session *s, char *buf, size_t cap, size_t *len);
 
 /**
  * Signs in again now and installs the new id, for callers whose own HTTP
@@ -679,6 +749,23 @@ bill_status bill_touch(bill_session *s);
  * included), plus BILL_ERR_CLOSED and BILL_ERR_FORKED.
  */
 bill_status bill_renew(bill_session *s);
+
+/**
+ * `bill_renew` with per-call options `o` (NULL: the defaults): a shorter
+ * deadline and a cancellation handle. Returns the statuses of `bill_renew`,
+ * plus BILL_ERR_CANCELLED and BILL_ERR_INVALID_ARG for options that are not
+ * live.
+ */
+bill_status bill_renew_with(bill_session *s, const bill_call_options *o);
+
+/**
+ * `bill_login` with per-call options `o` (NULL: the defaults): a shorter
+ * deadline and a cancellation handle. Returns the statuses of
+ * `bill_login`, plus BILL_ERR_CANCELLED.
+ */
+bill_status bill_login_with(const bill_options *opts,
+                            const bill_call_options *o,
+                            bill_session **out);
 
 /**
  * Makes an authenticated BILL call with the session and returns BILL's reply.
@@ -720,6 +807,24 @@ bill_status bill_call(bill_session *s,
                       const uint8_t *body,
                       size_t body_len,
                       bill_response **out);
+
+/**
+ * `bill_call` with per-call options `o` (NULL: the defaults): a deadline
+ * for the whole call that can only shorten the session's request timeout,
+ * and a cancellation handle that aborts it from any thread
+ * (`bill_cancel_trigger`). Everything else as for `bill_call`. Thread-safe.
+ *
+ * Returns the statuses of `bill_call`, plus BILL_ERR_CANCELLED (the handle
+ * was triggered; the session is unharmed) and BILL_ERR_INVALID_ARG for
+ * options that are not live.
+ */
+bill_status bill_call_with(bill_session *s,
+                           const char *method,
+                           const char *path,
+                           const uint8_t *body,
+                           size_t body_len,
+                           const bill_call_options *o,
+                           bill_response **out);
 
 /**
  * Signs out on the server (v2 Logout.json, v3 POST /v3/logout), stops
@@ -791,6 +896,80 @@ bill_status bill_session_error(const bill_session *s,
  * BILL_ERR_FORKED.
  */
 bill_status bill_session_error_code(const bill_session *s, char *buf, size_t cap, size_t *len);
+
+/**
+ * Creates a cancellation handle that is not triggered. On success `*out`
+ * receives a new handle owned by the caller; free it with
+ * `bill_cancel_free`. Thread-safe.
+ *
+ * Returns BILL_OK or BILL_ERR_NULL_ARG.
+ */
+bill_status bill_cancel_new(bill_cancel **out);
+
+/**
+ * Cancels every call made with this handle: those in progress stop waiting
+ * (for a request slot, for a sign-in in flight, for a retry) and abandon
+ * their HTTP exchange within about 20 ms, closing its connection rather
+ * than leaving a half-read reply in the pool, and return
+ * BILL_ERR_CANCELLED; later calls with it return BILL_ERR_CANCELLED at once.
+ * A session whose call was cancelled stays usable. Idempotent; safe from any
+ * thread, including while calls use the handle (not from a signal handler).
+ *
+ * Returns BILL_OK, BILL_ERR_NULL_ARG or BILL_ERR_INVALID_ARG (a handle that
+ * is not live).
+ */
+bill_status bill_cancel_trigger(const bill_cancel *c);
+
+/**
+ * Writes whether the handle was triggered to `*out`. Thread-safe.
+ *
+ * Returns BILL_OK, BILL_ERR_NULL_ARG or BILL_ERR_INVALID_ARG.
+ */
+bill_status bill_cancel_is_triggered(const bill_cancel *c, bool *out);
+
+/**
+ * Frees a cancellation handle. NULL is ignored. Call options it was attached
+ * to keep working (they hold their own reference), and calls still using it
+ * are unaffected; using `c` itself afterwards is undefined behaviour.
+ */
+void bill_cancel_free(bill_cancel *c);
+
+/**
+ * Creates per-call options: the session's request timeout, no cancellation
+ * handle. On success `*out` receives a new object owned by the caller; free
+ * it with `bill_call_options_free`. Calls only read it, so one object may be
+ * used by several threads at once while nobody changes it.
+ *
+ * Returns BILL_OK or BILL_ERR_NULL_ARG.
+ */
+bill_status bill_call_options_new(bill_call_options **out);
+
+/**
+ * Frees per-call options. NULL is ignored. Using `o` afterwards is undefined
+ * behaviour.
+ */
+void bill_call_options_free(bill_call_options *o);
+
+/**
+ * Sets the call's deadline: `ms` milliseconds for the whole call (every
+ * wait, attempt and retry inside it). It can only shorten the session's
+ * request timeout; 0 means the session's request timeout. Not thread-safe
+ * against calls using `o`.
+ *
+ * Returns BILL_OK, BILL_ERR_NULL_ARG or BILL_ERR_INVALID_ARG (a handle that
+ * is not live).
+ */
+bill_status bill_call_options_set_timeout_ms(bill_call_options *o, uint32_t ms);
+
+/**
+ * Attaches a cancellation handle (NULL detaches). The options keep their own
+ * reference, so `c` may be freed while they are in use. Not thread-safe
+ * against calls using `o`.
+ *
+ * Returns BILL_OK, BILL_ERR_NULL_ARG (options) or BILL_ERR_INVALID_ARG (a
+ * handle that is not live).
+ */
+bill_status bill_call_options_set_cancel(bill_call_options *o, const bill_cancel *c);
 
 /**
  * Points `*data` at the reply body and writes its length to `*len`. The

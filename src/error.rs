@@ -36,6 +36,8 @@ pub enum ErrorKind {
     /// A blocking call from inside an event callback.
     InCallback,
     Internal,
+    /// The caller cancelled the call (`bill_cancel_trigger`).
+    Cancelled,
 }
 
 /// An error with BILL's code and message. Server text in it is made safe by

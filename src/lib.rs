@@ -6,6 +6,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod alloc; // the #[global_allocator]: libbill wipes its heap on free
+pub mod cancel;
 pub mod clock;
 pub mod error;
 pub mod ffi;

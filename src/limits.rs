@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use once_cell::sync::Lazy;
 
+use crate::cancel::{Cancel, SLICE};
 use crate::clock::wall_ms;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fork::PerProcess;
@@ -162,7 +163,14 @@ pub fn gate(key: u64, org: &str, max: u32) -> Arc<Gate> {
 impl Gate {
     /// Waits in line for a slot, up to `timeout`. `deadline_ns` orders
     /// renewals among themselves.
-    pub fn acquire(self: &Arc<Self>, timeout: Duration, priority: Priority, deadline_ns: u64) -> Result<Permit> {
+    /// A triggered `cancel` ends the wait within one slice.
+    pub fn acquire(
+        self: &Arc<Self>,
+        timeout: Duration,
+        priority: Priority,
+        deadline_ns: u64,
+        cancel: Option<&Cancel>,
+    ) -> Result<Permit> {
         let deadline = Instant::now() + timeout;
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let ticket = s.next_ticket;
@@ -185,17 +193,22 @@ impl Gate {
                 return Ok(Permit { gate: self.clone() });
             }
             let now = Instant::now();
-            if now >= deadline {
+            let cancelled = cancel.is_some_and(Cancel::is_triggered);
+            if now >= deadline || cancelled {
                 s.waiting.remove(&place);
                 let max = s.max;
                 drop(s);
                 self.cv.notify_all();
+                if cancelled {
+                    return Err(crate::cancel::cancelled());
+                }
                 return Err(Error::new(
                     ErrorKind::Timeout,
                     format!("timed out waiting for a request slot ({max} allowed in flight for this organization)"),
                 ));
             }
-            s = self.cv.wait_timeout(s, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+            let wait = if cancel.is_some() { (deadline - now).min(SLICE) } else { deadline - now };
+            s = self.cv.wait_timeout(s, wait).unwrap_or_else(|p| p.into_inner()).0;
         }
     }
 

@@ -14,9 +14,12 @@ use std::net::ToSocketAddrs;
 
 use ureq::http;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, NextTimeout, RustlsConnector, TcpConnector, Transport as Wire,
+};
 use zeroize::Zeroizing;
 
+use crate::cancel::{self, Cancel, SLICE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fork::PerProcess;
 use crate::options::Config;
@@ -77,9 +80,25 @@ impl Transport {
     }
 
     /// Sends one request, bounded by `timeout` (what is left of the
-    /// caller's deadline). Headers may carry secrets; they never reach an
-    /// error message.
+    /// caller's deadline) and abandoned promptly when `cancel` is triggered.
+    /// Headers may carry secrets; they never reach an error message.
     pub fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Body<'_>,
+        timeout: Duration,
+        cancel: Option<&Cancel>,
+    ) -> Result<Reply> {
+        let r = cancel::with_current(cancel, || self.exchange(method, url, headers, body, timeout));
+        match r {
+            Err(_) if cancel.is_some_and(Cancel::is_triggered) => Err(cancel::cancelled()),
+            other => other,
+        }
+    }
+
+    fn exchange(
         &self,
         method: &str,
         url: &str,
@@ -201,7 +220,10 @@ fn build_agent(key: &AgentKey) -> Result<ureq::Agent> {
         .user_agent(concat!("libbill/", env!("CARGO_PKG_VERSION")))
         .tls_config(tls.build())
         .build();
-    Ok(ureq::Agent::with_parts(config, DefaultConnector::default(), Resolve))
+    // TCP, then the cancellation check, then TLS over it: a cancelled call's
+    // reads and writes stop at the socket, whatever protocol runs above.
+    let connector = ().chain(TcpConnector::default()).chain(Cancellable).chain(RustlsConnector::default());
+    Ok(ureq::Agent::with_parts(config, connector, Resolve))
 }
 
 /// Host name lookup. ureq's default resolver runs every lookup (IP literals
@@ -362,4 +384,90 @@ fn map_ureq_ref(e: &ureq::Error) -> Error {
 /// Drops pooled agents (tests and unload).
 pub fn clear_agents() {
     AGENTS.get().1.lock().unwrap_or_else(|p| p.into_inner()).clear();
+}
+
+/// Wraps each connection so that, while this thread's exchange carries a
+/// cancellation handle, reads and writes wait at most one slice at a time and
+/// stop with an error once the handle is triggered. ureq drops a connection
+/// whose exchange failed, so a cancelled reply is never left in the pool.
+#[derive(Debug)]
+struct Cancellable;
+
+impl<In: Wire> Connector<In> for Cancellable {
+    type Out = CancellableWire<In>;
+
+    fn connect(
+        &self,
+        _: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> std::result::Result<Option<Self::Out>, ureq::Error> {
+        Ok(chained.map(CancellableWire))
+    }
+}
+
+#[derive(Debug)]
+struct CancellableWire<T>(T);
+
+fn cancelled_io() -> ureq::Error {
+    ureq::Error::Io(std::io::Error::new(std::io::ErrorKind::Interrupted, "cancelled"))
+}
+
+/// Runs `op` with the timeout cut into slices while a handle is set,
+/// stopping between slices once it is triggered.
+fn sliced(
+    timeout: NextTimeout,
+    per_op: fn(&mut NextTimeout) -> &mut Option<ureq::unversioned::transport::time::Duration>,
+    mut op: impl FnMut(NextTimeout) -> std::result::Result<bool, ureq::Error>,
+) -> std::result::Result<bool, ureq::Error> {
+    let Some(_) = cancel::current() else { return op(timeout) };
+    let start = std::time::Instant::now();
+    loop {
+        if cancel::current() == Some(true) {
+            return Err(cancelled_io());
+        }
+        let mut t = timeout;
+        if !t.after.is_not_happening() {
+            let left = t.after.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return Err(ureq::Error::Timeout(t.reason));
+            }
+            t.after = left.into();
+        }
+        let own = per_op(&mut t);
+        let caller_slice = *own;
+        if caller_slice.is_none_or(|c| *c > SLICE) {
+            *own = Some(SLICE.into());
+        }
+        match op(t) {
+            // Our slice ran out, not the caller's time: look at the handle and go on.
+            Err(ureq::Error::Timeout(_)) if caller_slice.is_none_or(|c| *c > SLICE) && t.after > SLICE.into() => {}
+            other => return other,
+        }
+    }
+}
+
+impl<T: Wire> Wire for CancellableWire<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.0.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> std::result::Result<(), ureq::Error> {
+        let inner = &mut self.0;
+        // A write is retried only when nothing of it went out: ureq's TCP
+        // transport writes all or times out before writing.
+        sliced(timeout, |t| &mut t.per_write, |t| inner.transmit_output(amount, t).map(|()| true)).map(|_| ())
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
+        let inner = &mut self.0;
+        sliced(timeout, |t| &mut t.per_read, |t| inner.await_input(t))
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.0.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.0.is_tls()
+    }
 }

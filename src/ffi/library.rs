@@ -98,3 +98,22 @@ pub unsafe extern "C" fn bill_wipe(p: *mut c_void, len: usize) {
         unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), len) }.zeroize();
     })
 }
+
+/// Sets how many worker threads at most run due renewals at once, for the
+/// whole process (default 64; 1 renews one session at a time). Workers start
+/// only while due renewals wait for one and exit after half a second without
+/// work, so the cap costs nothing while nothing is due. Renewals of one
+/// devKey and organization never exceed its in-flight limit, whatever the
+/// cap. Thread-safe; takes effect for renewals that fall due afterwards.
+///
+/// Returns BILL_OK, or BILL_ERR_INVALID_ARG for 0 or more than 1024.
+#[no_mangle]
+pub extern "C" fn bill_set_max_renewal_workers(max: u32) -> bill_status {
+    boundary::status(|| {
+        if crate::scheduler::set_max_workers(max) {
+            Ok(())
+        } else {
+            Err(crate::Error::invalid("the renewal worker cap must be 1 to 1024"))
+        }
+    })
+}

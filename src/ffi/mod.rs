@@ -18,8 +18,10 @@ mod library;
 mod options;
 mod session;
 // (after the session, as before the split)
+mod call;
 mod response;
 
+pub use call::*;
 pub use library::*;
 pub use options::*;
 pub use response::*;

@@ -3,6 +3,7 @@
 use std::ffi::c_char;
 
 use super::boundary::{self, castable, copy_out, get, get_fast, out_ptr, str_in};
+use super::call::{bill_call_options, call_options};
 use super::options::bill_options;
 use super::response::bill_response;
 use super::status::bill_status;
@@ -140,9 +141,18 @@ pub unsafe extern "C" fn bill_session_id(
     })
 }
 
-/// Records that the caller just used the session (for example after its own
-/// HTTP call to BILL with this id), postponing renewal. O(1), lock-free,
-/// allocation-free, no system call; safe from any thread at any rate.
+/// Records that the caller used the session (after its own HTTP call to
+/// BILL with this id), postponing renewal. O(1), lock-free, allocation-free,
+/// no system call; safe from any thread at any rate.
+///
+/// BILL starts its idle timer when it receives a request, so the use is
+/// counted from this thread's previous `bill_session_id`,
+/// `bill_session_auth_headers` or `bill_touch` of this session, which came
+/// before the request it reports: however slow your call was, the library's
+/// record is never later than BILL's. Read the id (or touch) on the thread
+/// that sends, right before sending; when another thread sent the request,
+/// use `bill_touch_sent` instead (without an earlier read on this thread the
+/// use counts from now).
 ///
 /// Returns BILL_OK; BILL_ERR_SESSION_EXPIRED (the session was already idle
 /// past the point where `bill_session_id` stops handing out its id: a touch
@@ -159,6 +169,54 @@ pub unsafe extern "C" fn bill_touch(s: *mut bill_session) -> bill_status {
     })
 }
 
+/// Records a use of the session whose request was sent `ago_ms`
+/// milliseconds ago, for requests sent from another thread than the one
+/// that read the id (`bill_touch` counts from this thread's last id read or
+/// touch, which such a request does not follow). O(1), lock-free,
+/// allocation-free. Thread-safe.
+///
+/// Returns the statuses of `bill_touch`.
+#[no_mangle]
+pub unsafe extern "C" fn bill_touch_sent(s: *mut bill_session, ago_ms: u32) -> bill_status {
+    boundary::status(|| unsafe { session(s) }?.touch_sent(std::time::Duration::from_millis(ago_ms.into())))
+}
+
+/// Copies the headers a v3 request of the caller's own needs into `buf`:
+/// "devKey: <devKey>\r\nsessionId: <id>\r\n", NUL-terminated, and its length
+/// (without the NUL) into `*len` if `len` is not NULL. For an HTTP client of
+/// your own, so that you need not keep the devKey. Same rules as
+/// `bill_session_id`: never waits on the network, never returns an id the
+/// library knows is dead, and counts as an id read for `bill_touch`.
+/// Thread-safe; lock-free.
+///
+/// The text is secret material (the devKey and the session id): wipe `buf`
+/// when done (`bill_wipe`), and never log it.
+///
+/// Returns BILL_OK; BILL_ERR_NULL_ARG (session); BILL_ERR_BUFFER_TOO_SMALL
+/// with `*len` set to the size needed, NUL included (nothing is written to
+/// `buf`); BILL_ERR_INVALID_ARG (a v2 session, whose devKey and sessionId go
+/// in the form body; or a handle that is not live); BILL_ERR_SESSION_EXPIRED;
+/// BILL_ERR_CLOSED; BILL_ERR_FORKED.
+#[no_mangle]
+pub unsafe extern "C" fn bill_session_auth_headers(
+    s: *const bill_session,
+    buf: *mut c_char,
+    cap: usize,
+    len: *mut usize,
+) -> bill_status {
+    boundary::status(|| {
+        unsafe { session(s) }?.with_auth_headers(|dev_key, id| {
+            let mut text = zeroize::Zeroizing::new(String::with_capacity(dev_key.len() + id.len() + 24));
+            text.push_str("devKey: ");
+            text.push_str(dev_key);
+            text.push_str("\r\nsessionId: ");
+            text.push_str(id);
+            text.push_str("\r\n");
+            unsafe { copy_out(text.as_bytes(), buf, cap, len) }
+        })?
+    })
+}
+
 /// Signs in again now and installs the new id, for callers whose own HTTP
 /// call got BDC_1109. Single flight: threads calling at the same moment (and
 /// `bill_call` recoveries) share one sign-in. Also the way out of the
@@ -170,6 +228,33 @@ pub unsafe extern "C" fn bill_touch(s: *mut bill_session) -> bill_status {
 #[no_mangle]
 pub unsafe extern "C" fn bill_renew(s: *mut bill_session) -> bill_status {
     boundary::status(|| unsafe { session(s) }?.renew())
+}
+
+/// `bill_renew` with per-call options `o` (NULL: the defaults): a shorter
+/// deadline and a cancellation handle. Returns the statuses of `bill_renew`,
+/// plus BILL_ERR_CANCELLED and BILL_ERR_INVALID_ARG for options that are not
+/// live.
+#[no_mangle]
+pub unsafe extern "C" fn bill_renew_with(s: *mut bill_session, o: *const bill_call_options) -> bill_status {
+    boundary::status(|| unsafe { session(s) }?.renew_with(unsafe { call_options(o) }?))
+}
+
+/// `bill_login` with per-call options `o` (NULL: the defaults): a shorter
+/// deadline and a cancellation handle. Returns the statuses of
+/// `bill_login`, plus BILL_ERR_CANCELLED.
+#[no_mangle]
+pub unsafe extern "C" fn bill_login_with(
+    opts: *const bill_options,
+    o: *const bill_call_options,
+    out: *mut *mut bill_session,
+) -> bill_status {
+    boundary::status(|| {
+        let opts = unsafe { get(opts) }?;
+        let call = unsafe { call_options(o) }?;
+        let out = unsafe { out_ptr(out, "out") }?;
+        *out = boundary::into_raw(Session::login_with(opts, call)?);
+        Ok(())
+    })
 }
 
 /// Makes an authenticated BILL call with the session and returns BILL's reply.
@@ -220,6 +305,36 @@ pub unsafe extern "C" fn bill_call(
         let body = unsafe { boundary::bytes_in(body, body_len, "body", usize::MAX) }?;
         let out = unsafe { out_ptr(out, "out") }?;
         *out = boundary::into_raw(s.call(method, path, body)?);
+        Ok(())
+    })
+}
+
+/// `bill_call` with per-call options `o` (NULL: the defaults): a deadline
+/// for the whole call that can only shorten the session's request timeout,
+/// and a cancellation handle that aborts it from any thread
+/// (`bill_cancel_trigger`). Everything else as for `bill_call`. Thread-safe.
+///
+/// Returns the statuses of `bill_call`, plus BILL_ERR_CANCELLED (the handle
+/// was triggered; the session is unharmed) and BILL_ERR_INVALID_ARG for
+/// options that are not live.
+#[no_mangle]
+pub unsafe extern "C" fn bill_call_with(
+    s: *mut bill_session,
+    method: *const c_char,
+    path: *const c_char,
+    body: *const u8,
+    body_len: usize,
+    o: *const bill_call_options,
+    out: *mut *mut bill_response,
+) -> bill_status {
+    boundary::status(|| {
+        let s = unsafe { session(s) }?;
+        let call = unsafe { call_options(o) }?;
+        let method = unsafe { boundary::opt_str_in(method, "method", 16) }?.unwrap_or("");
+        let path = unsafe { str_in(path, "path", MAX_URL_LEN) }?;
+        let body = unsafe { boundary::bytes_in(body, body_len, "body", usize::MAX) }?;
+        let out = unsafe { out_ptr(out, "out") }?;
+        *out = boundary::into_raw(s.call_with(method, path, body, call)?);
         Ok(())
     })
 }

@@ -80,6 +80,9 @@ pub enum bill_status {
     /// An internal error that is not a panic.
     #[strum(message = "internal error", props(kind = "Internal"))]
     BILL_ERR_INTERNAL = 19,
+    /// The call was cancelled with `bill_cancel_trigger`.
+    #[strum(message = "cancelled", props(kind = "Cancelled"))]
+    BILL_ERR_CANCELLED = 20,
 }
 
 impl bill_status {

@@ -11,7 +11,7 @@ use crate::limits::Priority;
 use crate::wire::protocol::Auth;
 
 impl Inner {
-    pub(super) fn call(&self, method: &str, path: &str, body: &[u8], deadline: Deadline) -> Result<Response> {
+    pub(super) fn call(&self, method: &str, path: &str, body: &[u8], deadline: Deadline<'_>) -> Result<Response> {
         let o = &self.cfg.opts;
         let target = self.proto.call_target(method, path)?;
         if body.len() > o.max_response_bytes {

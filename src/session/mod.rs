@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 
+use crate::cancel::Cancel;
 use crate::clock::{self, NS_PER_MS};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fork;
@@ -148,6 +149,21 @@ pub struct Session {
     inner: Arc<Inner>,
 }
 
+/// Per-call settings: a deadline that can only shorten the session's
+/// request timeout, and a cancellation handle.
+#[derive(Clone, Debug, Default)]
+pub struct CallOptions {
+    pub timeout: Option<Duration>,
+    pub cancel: Option<Cancel>,
+}
+
+impl CallOptions {
+    fn deadline(&self, request_timeout: Duration) -> Deadline<'_> {
+        let d = self.timeout.map_or(request_timeout, |t| t.min(request_timeout));
+        Deadline::with_cancel(d, self.cancel.as_ref())
+    }
+}
+
 /// A successful call's reply. The body is wiped on drop.
 pub struct Response {
     pub http_status: u16,
@@ -174,9 +190,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Session {
     /// Signs in synchronously and starts keeping the session alive.
     pub fn login(opts: &Options) -> Result<Session> {
+        Session::login_with(opts, &CallOptions::default())
+    }
+
+    /// `login` with a per-call deadline and cancellation.
+    pub fn login_with(opts: &Options, call: &CallOptions) -> Result<Session> {
         refuse_in_callback()?;
         let cfg = opts.resolve()?;
-        let deadline = Deadline::after(cfg.opts.request_timeout);
+        let deadline = call.deadline(cfg.opts.request_timeout);
         let transport = Transport::for_config(&cfg)?;
         let idle_ns = cfg.idle_timeout.as_nanos() as u64;
         let dev_key_id = limits::dev_key_id(&cfg.opts.dev_key);
@@ -291,8 +312,13 @@ impl Session {
 
     /// Signs in again now (single flight: concurrent callers share one sign-in).
     pub fn renew(&self) -> Result<()> {
+        self.renew_with(&CallOptions::default())
+    }
+
+    /// `renew` with a per-call deadline and cancellation.
+    pub fn renew_with(&self, call: &CallOptions) -> Result<()> {
         refuse_in_callback()?;
-        let deadline = Deadline::after(self.inner.cfg.opts.request_timeout);
+        let deadline = call.deadline(self.inner.cfg.opts.request_timeout);
         let seen = self.inner.generation.load(Ordering::Acquire);
         self.inner.renew_shared(seen, true, deadline)
     }
@@ -302,9 +328,24 @@ impl Session {
     /// v3: any method, `path` below `{base}/v3/`, `body` JSON or empty.
     /// Recovers from BDC_1109 with one shared sign-in and one retry.
     pub fn call(&self, method: &str, path: &str, body: &[u8]) -> Result<Response> {
+        self.call_with(method, path, body, &CallOptions::default())
+    }
+
+    /// `call` with a per-call deadline and cancellation.
+    pub fn call_with(&self, method: &str, path: &str, body: &[u8], call: &CallOptions) -> Result<Response> {
         refuse_in_callback()?;
-        let deadline = Deadline::after(self.inner.cfg.opts.request_timeout);
+        let deadline = call.deadline(self.inner.cfg.opts.request_timeout);
         self.inner.call(method, path, body, deadline)
+    }
+
+    /// Calls `f` with the headers a v3 request of the caller's own needs
+    /// (`devKey` and `sessionId`), under the same rules as `with_id`.
+    pub fn with_auth_headers<R>(&self, f: impl FnOnce(&str, &str) -> R) -> Result<R> {
+        if self.inner.cfg.opts.api != crate::options::ApiVersion::V3 {
+            return Err(Error::invalid("v2 takes devKey and sessionId in the form body, not in headers"));
+        }
+        let dev_key = self.inner.cfg.opts.dev_key.expose();
+        self.with_id(|id| f(dev_key, id))
     }
 
     /// Signs out on the server and stops renewals. The session is closed

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::MutexGuard;
 
-use super::request::{timed_out, view, Deadline};
+use super::request::{view, Deadline};
 use super::{closed, jittered, lock, Current, Flight, Inner, State};
 use crate::clock::{self, NS_PER_MS};
 use crate::error::{ErrorKind, Result};
@@ -26,14 +26,14 @@ fn priority(origin: Origin) -> Priority {
 
 impl Inner {
     /// One sign-in, charged to the devKey's sign-in budget. Does not install the result.
-    pub(super) fn sign_in(&self, origin: Origin, deadline: Deadline) -> Result<Current> {
+    pub(super) fn sign_in(&self, origin: Origin, deadline: Deadline<'_>) -> Result<Current> {
         let o = &self.cfg.opts;
         limits::take_sign_in(self.dev_key_id, o.sign_in_budget, o.rate_window, origin)?;
         self.sign_in_charged(origin, deadline)
     }
 
     /// One sign-in whose budget was already taken.
-    fn sign_in_charged(&self, origin: Origin, deadline: Deadline) -> Result<Current> {
+    fn sign_in_charged(&self, origin: Origin, deadline: Deadline<'_>) -> Result<Current> {
         let sent_ns = clock::now_ns();
         let o = &self.cfg.opts;
         let prio = priority(origin);
@@ -70,11 +70,11 @@ impl Inner {
     }
 
     /// Waits until no sign-in of this session is in flight, at most until `deadline`.
-    fn wait_flight(&self, deadline: Deadline) -> Result<MutexGuard<'_, Flight>> {
+    fn wait_flight(&self, deadline: Deadline<'_>) -> Result<MutexGuard<'_, Flight>> {
         let mut f = lock(&self.flight);
         while f.busy {
-            let left = deadline.remaining().ok_or_else(timed_out)?;
-            f = self.flight_done.wait_timeout(f, left).unwrap_or_else(|p| p.into_inner()).0;
+            let left = deadline.left()?;
+            f = self.flight_done.wait_timeout(f, deadline.slice(left)).unwrap_or_else(|p| p.into_inner()).0;
         }
         Ok(f)
     }
@@ -114,7 +114,9 @@ impl Inner {
 
     /// Signs out an id that arrived after the session closed, with whatever
     /// time is left. Runs on the thread that signed in, never on the one closing.
-    fn sign_out_orphan(&self, orphan: Current, deadline: Deadline) {
+    fn sign_out_orphan(&self, orphan: Current, deadline: Deadline<'_>) {
+        // A cancelled call still cleans up after itself, in the time it had.
+        let deadline = deadline.uncancellable();
         if deadline.remaining().is_some() {
             let _ = self.sign_out(&orphan, deadline);
         }
@@ -123,7 +125,7 @@ impl Inner {
     /// Signs in again unless another thread already did since `seen` (the
     /// generation the caller saw fail). Without `force`, only a dead session
     /// is renewed. Concurrent callers wait for the flight and share its result.
-    pub(super) fn renew_shared(&self, seen: u64, force: bool, deadline: Deadline) -> Result<()> {
+    pub(super) fn renew_shared(&self, seen: u64, force: bool, deadline: Deadline<'_>) -> Result<()> {
         let mut f = self.wait_flight(deadline)?;
         if self.state() == State::Closed {
             return Err(closed());
@@ -157,7 +159,7 @@ impl Inner {
     }
 
     /// GetSessionInfo / GET /v3/login/session: resets BILL's idle timer, same id.
-    fn keepalive(&self, cur: &Current, deadline: Deadline) -> Result<()> {
+    fn keepalive(&self, cur: &Current, deadline: Deadline<'_>) -> Result<()> {
         let auth = Auth { dev_key: &self.cfg.opts.dev_key, session_id: &cur.id };
         let out = self.proto.keepalive(auth);
         self.request(&cur.base, &out, deadline, Priority::Renewal, Some(&cur.id), |r| {
@@ -165,7 +167,7 @@ impl Inner {
         })
     }
 
-    pub(super) fn logout(&self, deadline: Deadline) -> Result<()> {
+    pub(super) fn logout(&self, deadline: Deadline<'_>) -> Result<()> {
         if self.set_state(State::Closed) == State::Closed {
             return Err(closed());
         }
@@ -185,7 +187,7 @@ impl Inner {
     }
 
     /// Logout.json / POST /v3/logout for one id.
-    fn sign_out(&self, c: &Current, deadline: Deadline) -> Result<()> {
+    fn sign_out(&self, c: &Current, deadline: Deadline<'_>) -> Result<()> {
         let auth = Auth { dev_key: &self.cfg.opts.dev_key, session_id: &c.id };
         let out = self.proto.logout(auth);
         let r =

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::{jittered, Inner};
+use crate::cancel::{cancelled, Cancel, SLICE};
 use crate::clock::{self, NS_PER_MS};
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::{self, Priority};
@@ -14,22 +15,59 @@ use crate::wire::protocol::{Outgoing, Payload, ReplyRef};
 /// Attempts at a request that BILL refused with BDC_1322 (too many in flight).
 const MAX_1322_ATTEMPTS: u32 = 5;
 
-/// The one point in time by which an operation must be over. Every wait and
-/// every attempt inside it uses what is left.
+/// The one point in time by which an operation must be over, and the
+/// caller's cancellation handle. Every wait and every attempt inside the
+/// operation uses what is left.
 #[derive(Clone, Copy, Debug)]
-pub struct Deadline {
+pub struct Deadline<'a> {
     at_ns: u64,
+    cancel: Option<&'a Cancel>,
 }
 
-impl Deadline {
-    pub fn after(d: Duration) -> Deadline {
-        Deadline { at_ns: clock::now_ns().saturating_add(d.as_nanos() as u64) }
+impl<'a> Deadline<'a> {
+    pub fn after(d: Duration) -> Deadline<'static> {
+        Deadline { at_ns: clock::now_ns().saturating_add(d.as_nanos() as u64), cancel: None }
     }
 
-    /// What is left, or `None` once it has passed.
+    /// `after(d)`, cancellable with `cancel`.
+    pub fn with_cancel(d: Duration, cancel: Option<&'a Cancel>) -> Deadline<'a> {
+        Deadline { cancel, ..Deadline::after(d) }
+    }
+
+    /// What is left, or `None` once it has passed or the call was cancelled.
     pub fn remaining(&self) -> Option<Duration> {
+        self.left().ok()
+    }
+
+    /// What is left, or why nothing is.
+    pub fn left(&self) -> Result<Duration> {
+        if self.cancel.is_some_and(Cancel::is_triggered) {
+            return Err(cancelled());
+        }
         let now = clock::now_ns();
-        (now < self.at_ns).then(|| Duration::from_nanos(self.at_ns - now))
+        if now < self.at_ns {
+            Ok(Duration::from_nanos(self.at_ns - now))
+        } else {
+            Err(timed_out())
+        }
+    }
+
+    /// How long one wait may last before it looks at the handle again.
+    pub fn slice(&self, left: Duration) -> Duration {
+        if self.cancel.is_some() {
+            left.min(SLICE)
+        } else {
+            left
+        }
+    }
+
+    /// The same deadline without the handle.
+    pub fn uncancellable(&self) -> Deadline<'static> {
+        Deadline { at_ns: self.at_ns, cancel: None }
+    }
+
+    pub fn cancel(&self) -> Option<&'a Cancel> {
+        self.cancel
     }
 
     pub fn at_ns(&self) -> u64 {
@@ -50,7 +88,7 @@ impl Inner {
         &self,
         base: &str,
         out: &Outgoing<'_>,
-        deadline: Deadline,
+        deadline: Deadline<'_>,
         priority: Priority,
         id: Option<&Secret>,
         mut parse: impl FnMut(Reply) -> Result<T>,
@@ -65,10 +103,10 @@ impl Inner {
         };
         let mut attempt = 0;
         loop {
-            let left = deadline.remaining().ok_or_else(timed_out)?;
-            let permit = self.gate.acquire(left, priority, deadline.at_ns())?;
-            let left = deadline.remaining().ok_or_else(timed_out)?;
-            let reply = self.transport.send(out.method, &url, &out.headers, body, left);
+            let left = deadline.left()?;
+            let permit = self.gate.acquire(left, priority, deadline.at_ns(), deadline.cancel())?;
+            let left = deadline.left()?;
+            let reply = self.transport.send(out.method, &url, &out.headers, body, left, deadline.cancel());
             drop(permit);
             let result = reply.and_then(&mut parse);
             match result {
@@ -76,7 +114,7 @@ impl Inner {
                     attempt += 1;
                     let wait = Duration::from_nanos(jittered((100 * NS_PER_MS) << attempt.min(5)));
                     match deadline.remaining() {
-                        Some(left) if left > wait => std::thread::sleep(wait),
+                        Some(left) if left > wait => sleep_within(deadline, wait)?,
                         _ => return Err(self.clean(e, id)),
                     }
                 }
@@ -89,6 +127,19 @@ impl Inner {
                 Ok(v) => return Ok(v),
             }
         }
+    }
+}
+
+/// Sleeps for `d`, ending early (with the reason) if the call is cancelled.
+fn sleep_within(deadline: Deadline<'_>, d: Duration) -> Result<()> {
+    let end = std::time::Instant::now() + d;
+    loop {
+        deadline.left()?;
+        let now = std::time::Instant::now();
+        if now >= end {
+            return Ok(());
+        }
+        std::thread::sleep(deadline.slice(end - now));
     }
 }
 

@@ -136,9 +136,9 @@ static void *fresh_thread(void *arg) {
 
 static void test_library_info_and_errors(void) {
     CHECK(bill_version() != NULL && strcmp(bill_version(), BILL_VERSION_STRING) == 0);
-    for (uint32_t s = 0; s <= BILL_ERR_INTERNAL; s++)
+    for (uint32_t s = 0; s <= BILL_ERR_CANCELLED; s++)
         CHECK(bill_status_str(s) != NULL && *bill_status_str(s) && strcmp(bill_status_str(s), "unknown status") != 0);
-    const uint32_t unknown[] = {BILL_ERR_INTERNAL + 1, 100, 12345, 0x80000000u, UINT32_MAX};
+    const uint32_t unknown[] = {BILL_ERR_CANCELLED + 1, 100, 12345, 0x80000000u, UINT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
         CHECK(strcmp(bill_status_str(unknown[i]), "unknown status") == 0);
 
@@ -570,8 +570,43 @@ static void test_session(unsigned api) {
     CHECK(len == 777);
     ST(bill_session_id(NULL, NULL, 0, NULL), BILL_ERR_NULL_ARG);
     ST(bill_touch(NULL), BILL_ERR_NULL_ARG);
+    ST(bill_touch_sent(NULL, 0), BILL_ERR_NULL_ARG);
     ST(bill_renew(NULL), BILL_ERR_NULL_ARG);
+    ST(bill_renew_with(NULL, NULL), BILL_ERR_NULL_ARG);
     ST(bill_logout(NULL), BILL_ERR_NULL_ARG);
+    ST(bill_session_auth_headers(NULL, buf, sizeof buf, &len), BILL_ERR_NULL_ARG);
+    CHECK(len == 777);
+    {
+        /* Per-call options and cancellation handles. */
+        bill_response *r = (bill_response *)&es;
+        bill_call_options *co = NULL;
+        bill_cancel *c = NULL;
+        bool t = false;
+        ST(bill_call_options_new(NULL), BILL_ERR_NULL_ARG);
+        ST(bill_cancel_new(NULL), BILL_ERR_NULL_ARG);
+        ST(bill_call_options_set_timeout_ms(NULL, 5), BILL_ERR_NULL_ARG);
+        ST(bill_call_options_set_cancel(NULL, NULL), BILL_ERR_NULL_ARG);
+        ST(bill_cancel_trigger(NULL), BILL_ERR_NULL_ARG);
+        ST(bill_cancel_is_triggered(NULL, &t), BILL_ERR_NULL_ARG);
+        ST(bill_call_options_new(&co), BILL_OK);
+        ST(bill_cancel_new(&c), BILL_OK);
+        ST(bill_cancel_is_triggered(c, NULL), BILL_ERR_NULL_ARG);
+        /* A handle of one kind passed as another is caught by its magic. */
+        ST(bill_cancel_trigger((bill_cancel *)co), BILL_ERR_INVALID_ARG);
+        ST(bill_call_options_set_cancel(co, (bill_cancel *)co), BILL_ERR_INVALID_ARG);
+        ST(bill_call_options_set_cancel(co, c), BILL_OK);
+        bill_cancel_free(c); /* the options keep their own reference */
+        ST(bill_call_with(NULL, "GET", "vendors", NULL, 0, co, &r), BILL_ERR_NULL_ARG);
+        ST(bill_call_with(s, "GET", "vendors", NULL, 0, (bill_call_options *)&es, &r), BILL_ERR_INVALID_ARG);
+        ST(bill_call_with(s, "GET", "vendors", NULL, 0, co, NULL), BILL_ERR_NULL_ARG);
+        CHECK(r == (bill_response *)&es);
+        bill_call_options_free(co);
+        bill_call_options_free(NULL);
+        bill_cancel_free(NULL);
+        ST(bill_set_max_renewal_workers(0), BILL_ERR_INVALID_ARG);
+        ST(bill_set_max_renewal_workers(5000), BILL_ERR_INVALID_ARG);
+        ST(bill_set_max_renewal_workers(64), BILL_OK);
+    }
     ST(bill_session_state(NULL, &state), BILL_ERR_NULL_ARG);
     ST(bill_session_state(s, NULL), BILL_ERR_NULL_ARG);
     ST(bill_session_state(NULL, NULL), BILL_ERR_NULL_ARG);

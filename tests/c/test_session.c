@@ -383,8 +383,56 @@ static void test_readers_during_renewals(void) {
     bill_session_free(shared);
 }
 
+/* A call held by the server is cancelled from another thread; the session
+ * and its connection pool stay usable. */
+static bill_cancel *cancel_handle;
+static void *trigger_when_in_flight(void *arg) {
+    (void)arg;
+    uint64_t end = now_ms() + 10000;
+    while (emu_stat("in_flight") < 1 && now_ms() < end) sleep_ms(5);
+    bill_cancel_trigger(cancel_handle);
+    return NULL;
+}
+
+static void test_cancel_from_another_thread(void) {
+    bill_session *s = login(3, 1000);
+    if (!s) return;
+    bill_call_options *co = NULL;
+    CHECK_ST(bill_call_options_new(&co), BILL_OK);
+    CHECK_ST(bill_cancel_new(&cancel_handle), BILL_OK);
+    CHECK_ST(bill_call_options_set_cancel(co, cancel_handle), BILL_OK);
+    CHECK_ST(bill_call_options_set_timeout_ms(co, 60000), BILL_OK);
+    pthread_t t;
+    pthread_create(&t, NULL, trigger_when_in_flight, NULL);
+    const char *slow = "{\"sleepMs\":20000}";
+    bill_response *r = NULL;
+    /* The emulator holds the reply 20 s; the trigger ends the call long before. */
+    CHECK_ST(bill_call_with(s, "POST", "vendors", (const uint8_t *)slow, strlen(slow), co, &r), BILL_ERR_CANCELLED);
+    CHECK(r == NULL);
+    pthread_join(t, NULL);
+    bool triggered = false;
+    CHECK_ST(bill_cancel_is_triggered(cancel_handle, &triggered), BILL_OK);
+    CHECK(triggered);
+    long calls = emu_stat("calls");
+    CHECK_ST(bill_call(s, "GET", "vendors", NULL, 0, &r), BILL_OK); /* first time */
+    CHECK(emu_stat("calls") == calls + 1);
+    bill_response_free(r);
+    /* The headers for a caller's own client. */
+    char h[1024];
+    size_t need = 0;
+    CHECK_ST(bill_session_auth_headers(s, NULL, 0, &need), BILL_ERR_BUFFER_TOO_SMALL);
+    CHECK_ST(bill_session_auth_headers(s, h, sizeof h, NULL), BILL_OK);
+    CHECK(strncmp(h, "devKey: ", 8) == 0 && strstr(h, "\r\nsessionId: ") != NULL && strlen(h) + 1 == need);
+    bill_wipe(h, sizeof h);
+    CHECK_ST(bill_touch_sent(s, 10), BILL_OK);
+    bill_call_options_free(co);
+    bill_cancel_free(cancel_handle);
+    bill_session_free(s);
+}
+
 int main(void) {
     test_misuse();
+    test_cancel_from_another_thread();
     test_sign_in_both_versions();
     test_auth_errors();
     test_calls_and_recovery();
