@@ -39,7 +39,7 @@ const (
 	StatusResponseTooLarge Status = C.BILL_ERR_RESPONSE_TOO_LARGE
 	StatusInCallback       Status = C.BILL_ERR_IN_CALLBACK
 	StatusInternal         Status = C.BILL_ERR_INTERNAL
-	StatusCancelled        Status = 20
+	StatusCancelled        Status = C.BILL_ERR_CANCELLED
 )
 
 // String is libbill's short English description (bill_status_str).

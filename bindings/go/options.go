@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"math"
+	"net/url"
 	"strings"
 	"time"
 	"unsafe"
@@ -180,6 +181,30 @@ func (opts *Options) apply(o *C.bill_options) error {
 		}
 	}
 	return nil
+}
+
+// origin is the scheme://host:port of the base URL the session uses (the
+// environment's default when BaseURL is ""), "" if it cannot be parsed.
+func (opts *Options) origin() string {
+	base := opts.BaseURL
+	if base == "" {
+		stage := opts.Environment == Sandbox
+		switch {
+		case opts.API == V2 && stage:
+			base = "https://api-stage.bill.com/api/v2"
+		case opts.API == V2:
+			base = "https://api.bill.com/api/v2"
+		case stage:
+			base = "https://gateway.stage.bill.com/connect"
+		default:
+			base = "https://gateway.prod.bill.com/connect"
+		}
+	}
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return originOf(u)
 }
 
 // validate rejects only what cannot be expressed in the C types at all

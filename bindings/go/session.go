@@ -7,13 +7,17 @@ package bill
 import "C"
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"math"
+	"net/http"
 	"runtime"
 	"runtime/cgo"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -61,6 +65,7 @@ type Response struct {
 type Session struct {
 	h       *handle
 	cleanup runtime.Cleanup
+	origin  string // scheme://host:port of the base URL, for Transport
 }
 
 // handle owns the C session. It is separate from Session so that the
@@ -128,7 +133,21 @@ func (h *handle) free() {
 // Login signs in synchronously and starts keeping the session alive on
 // libbill's background thread. The options are built in C for this call and
 // freed before it returns; see Options for how secrets are handled.
-func Login(opts Options) (*Session, error) {
+func Login(opts Options) (*Session, error) { return LoginContext(context.Background(), opts) }
+
+// LoginContext is Login with the sign-in bounded by ctx, as Call is.
+func LoginContext(ctx context.Context, opts Options) (*Session, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s, err := login(ctx, opts)
+	return s, contextError(ctx, err)
+}
+
+func login(ctx context.Context, opts Options) (*Session, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var o *C.bill_options
@@ -149,14 +168,20 @@ func Login(opts Options) (*Session, error) {
 		}
 	}
 	var p *C.bill_session
-	if st := C.bill_login(o, &p); st != C.BILL_OK {
+	st := withContext(ctx, func(co *C.bill_call_options) C.bill_status {
+		if co == nil {
+			return C.bill_login(o, &p)
+		}
+		return C.bill_login_with(o, co, &p)
+	})
+	if st != C.BILL_OK {
 		err := lastError(st)
 		releaseSink(sink)
 		return nil, err
 	}
 	liveSessions.Add(1)
 	h := &handle{ptr: p, sink: sink, freed: make(chan struct{})}
-	s := &Session{h: h}
+	s := &Session{h: h, origin: opts.origin()}
 	// bill_session_free may wait for libbill's background thread, so it
 	// does not run on the runtime's cleanup goroutine.
 	s.cleanup = runtime.AddCleanup(s, func(h *handle) { go h.close() }, h)
@@ -195,7 +220,38 @@ func (s *Session) ID() (string, error) {
 
 // IDBytes is ID as a new slice owned by the caller, who may wipe it (clear(b)).
 func (s *Session) IDBytes() ([]byte, error) {
-	var id []byte
+	return s.readSecret(func(p *C.bill_session, buf *C.char, size C.size_t, n *C.size_t) C.bill_status {
+		return C.bill_session_id(p, buf, size, n)
+	})
+}
+
+// AuthHeaders returns the headers a v3 request needs (devKey and sessionId,
+// spelled as BILL spells them), for an HTTP client that is not an
+// http.Client (use Transport for those). Never waits on the network. The
+// values are secrets; record the use afterwards with TouchSent. Fails with
+// ErrSessionExpired when the session idled out (Renew signs in again).
+func (s *Session) AuthHeaders() (http.Header, error) {
+	raw, err := s.readSecret(func(p *C.bill_session, buf *C.char, size C.size_t, n *C.size_t) C.bill_status {
+		return C.bill_session_auth_headers(p, buf, size, n)
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer clear(raw)
+	h := http.Header{}
+	for _, line := range bytes.Split(raw, []byte("\r\n")) {
+		name, value, ok := bytes.Cut(line, []byte(": "))
+		if ok && len(name) > 0 {
+			h[string(name)] = []string{string(value)}
+		}
+	}
+	return h, nil
+}
+
+// readSecret reads NUL-terminated secret text through a C buffer that is
+// wiped before it is freed, growing it on BILL_ERR_BUFFER_TOO_SMALL.
+func (s *Session) readSecret(f func(p *C.bill_session, buf *C.char, size C.size_t, n *C.size_t) C.bill_status) ([]byte, error) {
+	var out []byte
 	size := C.size_t(idBufSize)
 	for {
 		var n C.size_t
@@ -206,10 +262,10 @@ func (s *Session) IDBytes() ([]byte, error) {
 				C.bill_wipe(buf, size)
 				C.free(buf)
 			}()
-			st := C.bill_session_id(p, (*C.char)(buf), size, &n)
+			st := f(p, (*C.char)(buf), size, &n)
 			switch {
 			case st == C.BILL_OK:
-				id = C.GoBytes(buf, C.int(n))
+				out = C.GoBytes(buf, C.int(n))
 			case st == C.BILL_ERR_BUFFER_TOO_SMALL && n > size:
 				retry = true
 				return C.BILL_OK
@@ -217,7 +273,7 @@ func (s *Session) IDBytes() ([]byte, error) {
 			return st
 		})
 		if !retry {
-			return id, err
+			return out, err
 		}
 		size = n
 	}
@@ -229,11 +285,42 @@ func (s *Session) Touch() error {
 	return s.do(func(p *C.bill_session) C.bill_status { return C.bill_touch(p) })
 }
 
+// TouchSent records a use of the session by a request sent ago before now
+// (bill_touch_sent), for your own HTTP calls: BILL's idle timer restarts
+// when the request arrives, not when its reply is read.
+func (s *Session) TouchSent(ago time.Duration) error {
+	ms := ago / time.Millisecond
+	switch {
+	case ms < 0:
+		ms = 0
+	case ms > math.MaxUint32:
+		ms = math.MaxUint32
+	}
+	return s.do(func(p *C.bill_session) C.bill_status { return C.bill_touch_sent(p, C.uint32_t(ms)) })
+}
+
 // Renew signs in again now (single flight with concurrent renewals and Call
 // recoveries) and installs the new id. Use it after your own request got
 // BDC_1109; it is also the way out of StateExpired and StateFailed.
-func (s *Session) Renew() error {
-	return s.do(func(p *C.bill_session) C.bill_status { return C.bill_renew(p) })
+func (s *Session) Renew() error { return s.RenewContext(context.Background()) }
+
+// RenewContext is Renew bounded by ctx, as Call is.
+func (s *Session) RenewContext(ctx context.Context) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err := s.do(func(p *C.bill_session) C.bill_status {
+		return withContext(ctx, func(o *C.bill_call_options) C.bill_status {
+			if o == nil {
+				return C.bill_renew(p)
+			}
+			return C.bill_renew_with(p, o)
+		})
+	})
+	return contextError(ctx, err)
 }
 
 // State reports the session's state without blocking. After Close it
@@ -301,15 +388,19 @@ func (s *Session) LastRenewError() error {
 // JSON (nil sends "{}"). v3: method GET, POST, PUT, PATCH or DELETE; path
 // below {base}/v3/, such as "vendors?max=20"; body JSON or nil.
 //
-// ctx is checked before the call starts. A cgo call cannot be interrupted,
-// so once started the call is bounded by Options.RequestTimeout (per
-// attempt), not by ctx. BILL errors come back as *Error (ErrAuth,
-// ErrMFARequired, ErrAPI with Code, ...); HTTP success replies as Response.
+// ctx bounds the whole call: its deadline shortens Options.RequestTimeout
+// for this call, and cancelling it aborts the HTTP exchange in flight. A
+// call cut short by ctx returns an *Error that matches ErrTimeout and
+// context.DeadlineExceeded, or ErrCancelled and context.Canceled; a ctx that
+// is already done returns ctx.Err() without reaching BILL. BILL errors come
+// back as *Error (ErrAuth, ErrMFARequired, ErrAPI with Code, ...); HTTP
+// success replies as Response.
 func (s *Session) Call(ctx context.Context, method, path string, body []byte) (*Response, error) {
-	if ctx != nil {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	if strings.IndexByte(method, 0) >= 0 || strings.IndexByte(path, 0) >= 0 {
 		return nil, errInvalid("method or path contains a NUL byte")
@@ -328,7 +419,12 @@ func (s *Session) Call(ctx context.Context, method, path string, body []byte) (*
 			bp = (*C.uint8_t)(unsafe.Pointer(&body[0]))
 		}
 		var r *C.bill_response
-		st := C.bill_call(p, cm, cp, bp, C.size_t(len(body)), &r)
+		st := withContext(ctx, func(o *C.bill_call_options) C.bill_status {
+			if o == nil {
+				return C.bill_call(p, cm, cp, bp, C.size_t(len(body)), &r)
+			}
+			return C.bill_call_with(p, cm, cp, bp, C.size_t(len(body)), o, &r)
+		})
 		runtime.KeepAlive(body)
 		if st != C.BILL_OK {
 			return st
@@ -347,7 +443,7 @@ func (s *Session) Call(ctx context.Context, method, path string, body []byte) (*
 		return C.BILL_OK
 	})
 	if err != nil {
-		return nil, err
+		return nil, contextError(ctx, err)
 	}
 	return resp, nil
 }
