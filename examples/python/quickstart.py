@@ -42,10 +42,10 @@ def main() -> int:
         ) as session:
             print(f"signed in (API v{api}); session id {session.id[:4]}…")
             if api == 3:
-                reply = session.call("GET", "vendors")
+                reply = session.call("GET", "vendors", params={"max": 20})
             else:
                 reply = session.call("POST", "List/Vendor", {})
-            print("vendors:", json.dumps(reply)[:200])
+            print(f"vendors: HTTP {reply.status}", json.dumps(reply.json())[:200])
             session.logout()
             print("logged out")
     except billsession.BillError as e:

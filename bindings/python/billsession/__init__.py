@@ -3,7 +3,7 @@
     import billsession
 
     with billsession.login(user_name=..., password=..., org_id=..., dev_key=...) as s:
-        vendors = s.call("GET", "vendors")
+        vendors = s.call("GET", "vendors", params={"max": 20}).json()
         s.logout()
 
 The work is done by libbill (a Rust library with a C ABI) loaded with
@@ -18,6 +18,7 @@ from ._errors import (
     BillError,
     BillTimeoutError,
     BufferTooSmallError,
+    CallCancelledError,
     ClosedError,
     ForkedError,
     InCallbackError,
@@ -36,19 +37,24 @@ from ._errors import (
 )
 from ._ffi import library_path as _library_path
 from ._ffi import lib as _lib
-from ._session import Body, Duration, EventHandler, Secret, Session, Settings, login
+from ._async import AsyncSession, alogin
+from ._session import Body, CancelToken, Duration, EventHandler, Params, Response, Secret, Session, Settings, login
 from ._types import Api, Environment, Event, EventKind, RefreshMode, SignInKind, State, Status
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "alogin",
     "Api",
     "APIError",
+    "AsyncSession",
     "AuthError",
     "BillError",
     "BillTimeoutError",
     "Body",
     "BufferTooSmallError",
+    "CallCancelledError",
+    "CancelToken",
     "ClosedError",
     "Duration",
     "Environment",
@@ -66,9 +72,11 @@ __all__ = [
     "NetworkError",
     "NullArgError",
     "PanicError",
+    "Params",
     "ProtocolError",
     "RateLimitedError",
     "RefreshMode",
+    "Response",
     "ResponseTooLargeError",
     "Secret",
     "ServerError",

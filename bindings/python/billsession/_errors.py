@@ -178,6 +178,12 @@ class InternalError(BillError):
     default_status = Status.ERR_INTERNAL
 
 
+class CallCancelledError(BillError):
+    """BILL_ERR_CANCELLED: the call was cancelled (a CancelToken, or its asyncio task)."""
+
+    default_status = Status.ERR_CANCELLED
+
+
 _BY_STATUS: dict[int, type[BillError]] = {
     cls.default_status: cls
     for cls in (
@@ -200,6 +206,7 @@ _BY_STATUS: dict[int, type[BillError]] = {
         ResponseTooLargeError,
         InCallbackError,
         InternalError,
+        CallCancelledError,
     )
     if cls.default_status is not None
 }

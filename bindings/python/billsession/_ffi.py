@@ -42,9 +42,13 @@ __all__ = [
     "ENV_VAR",
     "EVENT_FN",
     "PROTOTYPES",
+    "CallOptionsP",
+    "CancelP",
     "ResponseP",
     "SessionP",
     "OptionsP",
+    "bill_call_options",
+    "bill_cancel",
     "bill_options",
     "bill_response",
     "bill_session",
@@ -71,9 +75,19 @@ class bill_response(ctypes.Structure):
     """Opaque ``bill_response``."""
 
 
+class bill_cancel(ctypes.Structure):
+    """Opaque ``bill_cancel``."""
+
+
+class bill_call_options(ctypes.Structure):
+    """Opaque ``bill_call_options``."""
+
+
 OptionsP = POINTER(bill_options)
 SessionP = POINTER(bill_session)
 ResponseP = POINTER(bill_response)
+CancelP = POINTER(bill_cancel)
+CallOptionsP = POINTER(bill_call_options)
 
 # C enums cross the ABI as uint32_t (bill_status, bill_state, bill_event, ...).
 _status = c_uint32
@@ -131,6 +145,23 @@ PROTOTYPES: Final[dict[str, tuple[Any, tuple[Any, ...]]]] = {
     "bill_response_body": (_status, (ResponseP, POINTER(_bytes_in), _size_p)),
     "bill_response_http_status": (_status, (ResponseP, POINTER(c_uint16))),
     "bill_response_free": (None, (ResponseP,)),
+    "bill_cancel_new": (_status, (POINTER(CancelP),)),
+    "bill_cancel_trigger": (_status, (CancelP,)),
+    "bill_cancel_is_triggered": (_status, (CancelP, POINTER(c_bool))),
+    "bill_cancel_free": (None, (CancelP,)),
+    "bill_set_max_renewal_workers": (_status, (c_uint32,)),
+    "bill_call_options_new": (_status, (POINTER(CallOptionsP),)),
+    "bill_call_options_free": (None, (CallOptionsP,)),
+    "bill_call_options_set_timeout_ms": (_status, (CallOptionsP, c_uint32)),
+    "bill_call_options_set_cancel": (_status, (CallOptionsP, CancelP)),
+    "bill_call_with": (
+        _status,
+        (SessionP, c_char_p, c_char_p, _bytes_in, c_size_t, CallOptionsP, POINTER(ResponseP)),
+    ),
+    "bill_renew_with": (_status, (SessionP, CallOptionsP)),
+    "bill_login_with": (_status, (OptionsP, CallOptionsP, POINTER(SessionP))),
+    "bill_session_auth_headers": (_status, (SessionP, _char_buf, c_size_t, _size_p)),
+    "bill_touch_sent": (_status, (SessionP, c_uint32)),
 }
 
 

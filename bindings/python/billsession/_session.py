@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
+import itertools
+import json as _json
+import logging
 import math
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from ctypes import byref, c_bool, c_size_t, c_uint8, c_uint16, c_uint32, create_string_buffer
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -31,10 +34,21 @@ from ._errors import (
     error_from_last,
     read_text,
 )
-from ._ffi import EVENT_FN, OptionsP, ResponseP, SessionP, lib
+from ._ffi import EVENT_FN, CallOptionsP, CancelP, OptionsP, ResponseP, SessionP, lib
 from ._types import Api, Environment, Event, EventKind, RefreshMode, SignInKind, State, Status, _enum_or_int
 
-__all__ = ["Body", "Duration", "EventHandler", "Secret", "Session", "Settings", "login"]
+__all__ = [
+    "Body",
+    "CancelToken",
+    "Duration",
+    "EventHandler",
+    "Params",
+    "Response",
+    "Secret",
+    "Session",
+    "Settings",
+    "login",
+]
 
 #: A secret: str, bytes or bytearray. A bytearray is zeroed once login() has handed it to libbill.
 Secret = Union[str, bytes, bytearray]
@@ -44,6 +58,11 @@ Duration = Union[float, int, timedelta]
 Body = Union[dict[str, Any], list[Any], str, bytes, bytearray, memoryview, None]
 #: The event callback: called with one Event; its return value is ignored.
 EventHandler = Callable[[Event], object]
+#: Query parameters: a mapping or (name, value) pairs; a list value repeats the name.
+Params = Union[Mapping[str, Any], Sequence[tuple[str, Any]]]
+
+#: Session events are logged here (never with a secret).
+log = logging.getLogger("billsession")
 
 _U32_MAX: Final = 2**32 - 1
 _U64_MAX: Final = 2**64 - 1
@@ -181,19 +200,41 @@ def _in_callback() -> bool:
     return bool(getattr(_tls, "depth", 0))
 
 
+_serials = itertools.count(1)
+
+
+def _log_event(serial: int, event: Event) -> None:
+    """Logs a session event to the ``billsession`` logger. libbill's detail never holds a secret."""
+    status = event.status.name if isinstance(event.status, Status) else str(event.status)
+    if event.kind == EventKind.RENEWED:
+        log.debug("session %d renewed", serial)
+    elif event.kind == EventKind.RENEW_FAILED:
+        log.warning("session %d: renewal failed (%s): %s", serial, status, event.detail)
+    elif event.kind == EventKind.EXPIRED:
+        log.warning("session %d expired: idle past its timeout without a renewal", serial)
+    elif event.kind == EventKind.CLOSED:
+        log.debug("session %d closed", serial)
+    elif event.kind == EventKind.KEPT_ALIVE:
+        log.debug("session %d kept alive", serial)
+    else:
+        log.debug("session %d: event %s (%s) %s", serial, event.kind, status, event.detail)
+
+
 class _Hook:
-    """Forwards C events to the user's callable. Holds no reference to the Session."""
+    """Logs C events and forwards them to the user's callable. Holds no reference to the Session."""
 
-    __slots__ = ("target", "thunk")
+    __slots__ = ("serial", "target", "thunk", "closed")
 
-    def __init__(self, target: EventHandler) -> None:
+    def __init__(self, target: EventHandler | None) -> None:
+        self.serial = next(_serials)
         self.target: EventHandler | None = target
+        self.closed = False
         self.thunk = EVENT_FN(self._deliver)
 
     def _deliver(self, _user_data: int | None, kind: int, status: int, detail: bytes | None) -> None:
-        target = self.target
-        if target is None:
+        if self.closed:
             return
+        target = self.target
         event = Event(
             kind=_enum_or_int(EventKind, kind),
             status=_enum_or_int(Status, status),
@@ -201,10 +242,12 @@ class _Hook:
         )
         _tls.depth = getattr(_tls, "depth", 0) + 1
         try:
+            _log_event(self.serial, event)
             # An exception here propagates to ctypes, which reports it through
             # sys.unraisablehook and returns normally to libbill: the
             # background thread carries on and later events still arrive.
-            target(event)
+            if target is not None:
+                target(event)
         finally:
             _tls.depth -= 1
 
@@ -212,7 +255,7 @@ class _Hook:
 # ---------------------------------------------------------------------------
 
 
-def _build_options(s: Settings, hook: _Hook | None) -> Any:
+def _build_options(s: Settings, hook: _Hook) -> Any:
     """A new bill_options* for ``s``; the caller frees it. Wipes the caller's bytearrays."""
     owned: list[bytearray] = []  # caller's bytearrays: wiped at the end, success or not
     temps: list[bytearray] = []  # our own copies: wiped too
@@ -281,8 +324,7 @@ def _build_options(s: Settings, hook: _Hook | None) -> Any:
                 raise TypeError("api_endpoint_hosts must be a sequence of host names")
             for host in s.api_endpoint_hosts:
                 _check(lib.bill_options_allow_api_endpoint_host(opts, _text("api_endpoint_hosts", host)))
-            if hook is not None:
-                _check(lib.bill_options_set_event_callback(opts, hook.thunk, None))
+            _check(lib.bill_options_set_event_callback(opts, hook.thunk, None))
         except BaseException:
             lib.bill_options_free(opts)
             raise
@@ -336,30 +378,204 @@ def login(settings: Settings | None = None, /, **kwargs: Any) -> Session:
         raise TypeError("login() takes either a Settings object or keyword arguments, not both")
     elif not isinstance(settings, Settings):
         raise TypeError("login() takes a billsession.Settings object")
+    return _login(settings, None)
+
+
+def _login(settings: Settings, cancel: CancelToken | None) -> Session:
     if _in_callback():
         raise InCallbackError("login() cannot be called inside an event callback")
-    hook = _Hook(settings.on_event) if settings.on_event is not None else None
+    hook = _Hook(settings.on_event)
     opts = _build_options(settings, hook)
     handle = SessionP()
     try:
-        status = int(lib.bill_login(opts, byref(handle)))
+        with _call_options(None, cancel) as co:
+            if co is None:
+                status = int(lib.bill_login(opts, byref(handle)))
+            else:
+                status = int(lib.bill_login_with(opts, co, byref(handle)))
         if status != Status.OK:
             raise error_from_last(status)
     finally:
         lib.bill_options_free(opts)
-    return Session(handle, Api(settings.api), hook)
+    log.debug("session %d signed in (API v%d)", hook.serial, int(settings.api))
+    return Session(handle, Api(settings.api), hook, _origin_of(_base_url(settings)))
 
 
 def _encode_body(body: Body) -> bytes:
     if body is None:
         return b""
     if isinstance(body, (dict, list, tuple)):
-        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return _json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     if isinstance(body, str):
         return body.encode("utf-8")
     if isinstance(body, (bytes, bytearray, memoryview)):
         return bytes(body)
     raise TypeError("body must be a dict or list (sent as JSON), str, bytes or None")
+
+
+_DEFAULT_BASE: Final[dict[tuple[int, int], str]] = {
+    (Api.V2, Environment.PRODUCTION): "https://api.bill.com/api/v2",
+    (Api.V2, Environment.SANDBOX): "https://api-stage.bill.com/api/v2",
+    (Api.V3, Environment.PRODUCTION): "https://gateway.prod.bill.com/connect",
+    (Api.V3, Environment.SANDBOX): "https://gateway.stage.bill.com/connect",
+}
+
+
+def _base_url(s: Settings) -> str:
+    """The base URL the session talks to: base_url, or libbill's default for the API and environment."""
+    if s.base_url is not None:
+        return s.base_url
+    env = _choice("environment", s.environment, dict(_ENVIRONMENT))
+    return _DEFAULT_BASE.get((int(s.api), env), "")
+
+
+def _origin_of(url: str) -> str:
+    """scheme://host:port in lower case, with the scheme's default port spelled out; "" if unparsable."""
+    try:
+        u = urllib.parse.urlsplit(url)
+        port = u.port
+    except ValueError:
+        return ""
+    scheme = u.scheme.lower()
+    if not u.hostname:
+        return ""
+    if port is None:
+        port = {"https": 443, "http": 80}.get(scheme)
+    return f"{scheme}://{u.hostname.lower()}:{port}"
+
+
+# Characters left as they are when quoting a path or query the caller wrote:
+# URL syntax and percent escapes they already made.
+_PATH_SAFE: Final = "/%:@!$&'()*+,;=-._~"
+_QUERY_SAFE: Final = _PATH_SAFE + "?"
+
+
+def _with_params(path: str, params: Params | None) -> str:
+    """``path`` with spaces and other characters URL-encoded, and ``params`` appended as a query string."""
+    base, sep, query = path.partition("?")
+    out = urllib.parse.quote(base, safe=_PATH_SAFE)
+    if sep:
+        out += "?" + urllib.parse.quote(query, safe=_QUERY_SAFE)
+    if params:
+        items = params.items() if isinstance(params, Mapping) else params
+        pairs: list[tuple[str, Any]] = []
+        for name, value in items:
+            values = value if isinstance(value, (list, tuple)) else [value]
+            for v in values:
+                if v is None:
+                    continue
+                if isinstance(v, bool):
+                    v = "true" if v else "false"
+                pairs.append((str(name), v))
+        if pairs:
+            encoded = urllib.parse.urlencode(pairs, quote_via=urllib.parse.quote)
+            out += ("&" if sep and query else "" if sep else "?") + encoded
+    return out
+
+
+def _timeout_ms(timeout: Duration | None) -> int | None:
+    """A per-call timeout in ms (at least 1); 0 when it cannot shorten anything; None for the session's own."""
+    if timeout is None:
+        return None
+    ms = _ms("timeout", timeout)
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+    if seconds <= 0:
+        _invalid("timeout must be positive (None uses the session's request_timeout)")
+    return 0 if ms > _U32_MAX else max(ms, 1)
+
+
+class CancelToken:
+    """Cancels the calls it is passed to (``call(..., cancel=token)``), from any thread.
+
+    ``cancel()`` aborts their HTTP exchange at once; they raise
+    :class:`CallCancelledError`. It is idempotent, and later calls with the
+    token fail at once. The asyncio API uses one per call, so cancelling a
+    task cancels its call.
+    """
+
+    def __init__(self) -> None:
+        handle = CancelP()
+        _check(lib.bill_cancel_new(byref(handle)))
+        self._handle: Any = handle
+        self._cancelled = False
+
+    @property
+    def cancelled(self) -> bool:
+        """True once :meth:`cancel` was called."""
+        return self._cancelled
+
+    def cancel(self) -> None:
+        """Cancels every call using this token, now and later (bill_cancel_trigger). Any thread."""
+        self._cancelled = True
+        _check(lib.bill_cancel_trigger(self._handle))
+
+    def __del__(self) -> None:
+        # A call using the token holds a reference to it, so it is not in use here.
+        handle = getattr(self, "_handle", None)
+        if handle:
+            self._handle = None
+            lib.bill_cancel_free(handle)
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a billsession.CancelToken cannot be pickled or copied")
+
+
+@contextlib.contextmanager
+def _call_options(timeout_ms: int | None, cancel: CancelToken | None) -> Iterator[Any]:
+    """bill_call_options for one call, or None when the plain C function will do."""
+    if timeout_ms is None and cancel is None:
+        yield None
+        return
+    if cancel is not None and not isinstance(cancel, CancelToken):
+        raise TypeError("cancel must be a billsession.CancelToken")
+    opts = CallOptionsP()
+    _check(lib.bill_call_options_new(byref(opts)))
+    try:
+        if timeout_ms is not None:
+            _check(lib.bill_call_options_set_timeout_ms(opts, timeout_ms))
+        if cancel is not None:
+            _check(lib.bill_call_options_set_cancel(opts, cancel._handle))
+        yield opts
+    finally:
+        lib.bill_call_options_free(opts)
+
+
+class Response:
+    """BILL's reply to :meth:`Session.call`.
+
+    ``status`` is the HTTP status, ``content`` the body as bytes (v2: BILL's
+    whole envelope), ``headers`` None (libbill does not hand reply headers
+    on). ``json()`` parses the body (None when it is empty), ``text`` decodes it.
+    """
+
+    __slots__ = ("status", "content", "headers")
+
+    def __init__(self, status: int, content: bytes, headers: Mapping[str, str] | None = None) -> None:
+        self.status = status
+        self.content = content
+        self.headers = headers
+
+    @property
+    def ok(self) -> bool:
+        """True for HTTP 2xx and 3xx."""
+        return 200 <= self.status < 400
+
+    @property
+    def text(self) -> str:
+        """The body decoded as UTF-8."""
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON; None for an empty body. ProtocolError if it is not JSON."""
+        if not self.content.strip():
+            return None
+        try:
+            return _json.loads(self.content)
+        except ValueError:
+            raise ProtocolError(f"the reply is not JSON (HTTP {self.status})") from None
+
+    def __repr__(self) -> str:
+        return f"<billsession.Response [{self.status}] {len(self.content)} bytes>"
 
 
 class Session:
@@ -373,11 +589,12 @@ class Session:
     #: First buffer size for ``id``; grown on BILL_ERR_BUFFER_TOO_SMALL.
     _id_capacity = 96
 
-    def __init__(self, handle: Any, api: Api, hook: _Hook | None) -> None:
+    def __init__(self, handle: Any, api: Api, hook: _Hook | None, origin: str = "") -> None:
         """Internal: use :func:`login`."""
         self._handle: Any = handle
         self._api = api
         self._hook = hook
+        self._origin = origin
         self._cond = threading.Condition(threading.Lock())
         self._active = 0
         self._closing = False
@@ -434,7 +651,8 @@ class Session:
         finally:
             hook, self._hook = self._hook, None
             if hook is not None:
-                hook.target = None  # nothing calls it any more; drop the user's callable now
+                hook.closed = True  # nothing calls it any more; drop the user's callable now
+                hook.target = None
             with self._cond:
                 self._freed = True
                 self._cond.notify_all()
@@ -495,12 +713,16 @@ class Session:
         The id is a secret: do not log it. Raises SessionExpiredError when the
         session idled past its timeout, ClosedError after logout/close.
         """
+        return self._read_secret(lib.bill_session_id)
+
+    def _read_secret(self, fn: Callable[..., int]) -> str:
+        """Text from a ``(session, buf, cap, *len)`` function, through a buffer wiped after decoding."""
         with self._using() as h:
             cap = self._id_capacity
             for _ in range(16):
                 buf = create_string_buffer(cap)
                 n = c_size_t(0)
-                status = int(lib.bill_session_id(h, buf, cap, byref(n)))
+                status = int(fn(h, buf, cap, byref(n)))
                 if status == Status.OK:
                     try:
                         return ctypes.string_at(buf, n.value).decode("utf-8")
@@ -511,7 +733,24 @@ class Session:
                 if err is not None:
                     raise err
                 cap = n.value if n.value > cap else cap * 2
-            raise error_for(Status.ERR_BUFFER_TOO_SMALL, "the session id kept growing")
+            raise error_for(Status.ERR_BUFFER_TOO_SMALL, "the text kept growing")
+
+    def auth_headers(self) -> dict[str, str]:
+        """The headers a v3 request needs, ``{"devKey": ..., "sessionId": ...}`` (bill_session_auth_headers).
+
+        For your own HTTP client (``billsession.httpx`` and
+        ``billsession.requests`` use it for you). Never waits on the network.
+        Secret material: do not log it. Record the use afterwards with
+        :meth:`touch_sent`. Raises SessionExpiredError when the session idled
+        out (renew() signs in again); v3 sessions only.
+        """
+        raw = self._read_secret(lib.bill_session_auth_headers)
+        headers: dict[str, str] = {}
+        for line in raw.split("\r\n"):
+            name, sep, value = line.partition(": ")
+            if sep and name:
+                headers[name] = value
+        return headers
 
     @property
     def state(self) -> State:
@@ -547,28 +786,117 @@ class Session:
         with self._using() as h:
             _check(lib.bill_touch(h))
 
-    def renew(self) -> None:
-        """Signs in again now (bill_renew); threads calling at once share one sign-in."""
-        with self._using() as h:
-            _check(lib.bill_renew(h))
+    def touch_sent(self, ago: float) -> None:
+        """Records a use by a request sent ``ago`` seconds before now (bill_touch_sent).
 
-    def call_raw(self, method: str | None, path: str, body: Body = None) -> tuple[int, bytes]:
-        """Makes an authenticated call (bill_call) and returns (HTTP status, reply body).
+        For your own HTTP calls: BILL restarts its idle timer when the request
+        arrives, not when the reply is read.
+        """
+        ms = max(0, min(_U32_MAX, int(ago * 1000)))
+        with self._using() as h:
+            _check(lib.bill_touch_sent(h, ms))
+
+    def renew(self, *, timeout: Duration | None = None, cancel: CancelToken | None = None) -> None:
+        """Signs in again now (bill_renew); threads calling at once share one sign-in.
+
+        ``timeout`` shortens the session's request_timeout for this sign-in;
+        ``cancel`` (a :class:`CancelToken`) lets another thread abort it.
+        """
+        timeout_ms = _timeout_ms(timeout)
+        with self._using() as h, _call_options(timeout_ms, cancel) as co:
+            if co is None:
+                _check(lib.bill_renew(h))
+            else:
+                _check(lib.bill_renew_with(h, co))
+
+    def call(
+        self,
+        method: str | None,
+        path: str,
+        body: Body = None,
+        *,
+        params: Params | None = None,
+        json: Any = None,
+        timeout: Duration | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Response:
+        """Makes an authenticated call (bill_call) and returns BILL's reply as a :class:`Response`.
 
         v3: ``method`` GET/POST/PUT/PATCH/DELETE, ``path`` below ``{base}/v3/``
-        (e.g. ``"vendors?max=20"``). v2: ``method`` None or "POST", ``path``
-        such as ``"List/Vendor"``, ``body`` the ``data`` JSON. libbill
-        recovers from an expired session with one shared sign-in.
+        (e.g. ``"vendors"``), ``params`` the query (encoded for you), ``json``
+        the body as a Python value (or ``body``: dict/list as JSON, str/bytes as
+        is). v2: ``method`` None or "POST", ``path`` such as ``"List/Vendor"``,
+        the body the ``data`` JSON. libbill recovers from an expired session
+        with one shared sign-in.
+
+        ``timeout`` (seconds or timedelta) shortens the session's
+        request_timeout for this call (BillTimeoutError, also a builtin
+        TimeoutError); ``cancel`` lets another thread abort it
+        (CallCancelledError). A BILL error raises; the reply of a success is returned.
         """
+        m, p, data, timeout_ms = self._prepare(method, path, body, params, json, timeout)
+        status, reply = self._call(m, p, data, timeout_ms, cancel)
+        return Response(status, reply)
+
+    def call_json(
+        self,
+        method: str | None,
+        path: str,
+        body: Body = None,
+        *,
+        params: Params | None = None,
+        json: Any = None,
+        timeout: Duration | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Any:
+        """Like :meth:`call`, but returns the reply parsed as JSON (None for an empty reply).
+
+        This is what ``call()`` returned before it returned a Response.
+        """
+        return self.call(method, path, body, params=params, json=json, timeout=timeout, cancel=cancel).json()
+
+    def call_raw(
+        self,
+        method: str | None,
+        path: str,
+        body: Body = None,
+        *,
+        params: Params | None = None,
+        json: Any = None,
+        timeout: Duration | None = None,
+        cancel: CancelToken | None = None,
+    ) -> tuple[int, bytes]:
+        """Like :meth:`call`, but returns ``(HTTP status, reply body)``."""
+        r = self.call(method, path, body, params=params, json=json, timeout=timeout, cancel=cancel)
+        return r.status, r.content
+
+    def _prepare(
+        self, method: str | None, path: str, body: Body, params: Params | None, json: Any, timeout: Duration | None
+    ) -> tuple[bytes | None, bytes, bytes, int | None]:
+        if body is not None and json is not None:
+            raise TypeError("pass the body either as body= or as json=, not both")
+        if not isinstance(path, str):
+            raise TypeError("path must be a str")
+        if params is not None and self._api == Api.V2:
+            _invalid("params= is for the v3 API; v2 calls take their fields in the body")
         m = _text("method", method) if method is not None else None
-        p = _text("path", path)
-        data = _encode_body(body)
+        _text("path", path)  # a NUL is refused, not escaped
+        p = _text("path", _with_params(path, params))
+        data = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode("utf-8") if json is not None else _encode_body(body)
+        return m, p, data, _timeout_ms(timeout)
+
+    def _call(
+        self, m: bytes | None, p: bytes, data: bytes, timeout_ms: int | None, cancel: CancelToken | None
+    ) -> tuple[int, bytes]:
         n = len(data)
         buf = (c_uint8 * n).from_buffer_copy(data) if n else None
         resp = ResponseP()
         try:
-            with self._using() as h:
-                status = int(lib.bill_call(h, m, p, buf, n, byref(resp)))
+            with self._using() as h, _call_options(timeout_ms, cancel) as co:
+                if co is None:
+                    status = int(lib.bill_call(h, m, p, buf, n, byref(resp)))
+                else:
+                    status = int(lib.bill_call_with(h, m, p, buf, n, co, byref(resp)))
                 if status != Status.OK:
                     raise error_from_last(status)
         finally:
@@ -585,19 +913,9 @@ class Session:
         finally:
             lib.bill_response_free(resp)
 
-    def call(self, method: str | None, path: str, body: Body = None) -> Any:
-        """Like :meth:`call_raw`, but returns the reply parsed as JSON (None for an empty reply).
-
-        v2 replies are BILL's whole envelope (``response_status``,
-        ``response_message``, ``response_data``).
-        """
-        http, reply = self.call_raw(method, path, body)
-        if not reply.strip():
-            return None
-        try:
-            return json.loads(reply)
-        except ValueError:
-            raise ProtocolError(f"the reply is not JSON (HTTP {http})") from None
+    def _same_origin(self, url: str) -> bool:
+        """Whether ``url`` is on the origin of this session's base URL (where its headers may go)."""
+        return bool(self._origin) and _origin_of(url) == self._origin
 
     def logout(self) -> None:
         """Signs out on BILL's side (bill_logout) and stops renewals.

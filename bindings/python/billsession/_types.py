@@ -29,6 +29,7 @@ class Status(enum.IntEnum):
     ERR_RESPONSE_TOO_LARGE = 17
     ERR_IN_CALLBACK = 18
     ERR_INTERNAL = 19
+    ERR_CANCELLED = 20
 
 
 class EventKind(enum.IntEnum):

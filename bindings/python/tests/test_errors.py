@@ -219,7 +219,7 @@ def test_ca_file_trusts_the_emulator(tls_emulator: Emulator) -> None:
     info = tls_emulator.info
     assert info["scheme"] == "https" and info["ca_file"]
     with billsession.login(**creds(tls_emulator, ca_file=info["ca_file"])) as s:
-        assert s.call("GET", "vendors")["path"] == "/connect/v3/vendors"
+        assert s.call_json("GET", "vendors")["path"] == "/connect/v3/vendors"
 
 
 def test_untrusted_certificate_is_tls_error(tls_emulator: Emulator) -> None:

@@ -50,6 +50,12 @@ C_TO_CTYPES: dict[str, Any] = {
     "bill_response *": POINTER(_ffi.bill_response),
     "const bill_response *": POINTER(_ffi.bill_response),
     "bill_response **": POINTER(POINTER(_ffi.bill_response)),
+    "bill_cancel *": POINTER(_ffi.bill_cancel),
+    "const bill_cancel *": POINTER(_ffi.bill_cancel),
+    "bill_cancel **": POINTER(POINTER(_ffi.bill_cancel)),
+    "bill_call_options *": POINTER(_ffi.bill_call_options),
+    "const bill_call_options *": POINTER(_ffi.bill_call_options),
+    "bill_call_options **": POINTER(POINTER(_ffi.bill_call_options)),
 }
 
 _PROTO = re.compile(r"^([A-Za-z_][\w ]*?[\w*])\s*(\**)\s*\b(bill_\w+)\s*\(([^;{]*?)\)\s*;", re.M | re.S)

@@ -34,13 +34,15 @@ def test_v3_sign_in_and_call(emu: Emulator) -> None:
         assert s.trusted is False
         assert s.last_renew_error is None
         reply = s.call("GET", "vendors")
-        assert reply["path"] == "/connect/v3/vendors"
+        assert isinstance(reply, billsession.Response) and reply.status == 200 and reply.ok
+        assert reply.json()["path"] == "/connect/v3/vendors"
+        assert reply.headers is None and b'"path":"/connect/v3/vendors"' in reply.content
         http, raw = s.call_raw("GET", "/v3/vendors?max=2")
         assert http == 200 and b'"path":"/connect/v3/vendors"' in raw
-        echoed = s.call("POST", "vendors", {"name": "Acme", "n": [1, 2]})
+        echoed = s.call_json("POST", "vendors", {"name": "Acme", "n": [1, 2]})
         assert echoed["echo"] == {"name": "Acme", "n": [1, 2]}
-        assert s.call("POST", "vendors", b'{"a":1}')["echo"] == {"a": 1}
-        assert s.call("POST", "vendors", '{"b":2}')["echo"] == {"b": 2}
+        assert s.call_json("POST", "vendors", b'{"a":1}')["echo"] == {"a": 1}
+        assert s.call_json("POST", "vendors", '{"b":2}')["echo"] == {"b": 2}
         s.touch()
         s.logout()
     assert emu.session(sid)["valid"] is False
@@ -54,10 +56,10 @@ def test_v2_sign_in_and_call(emu: Emulator) -> None:
         sid = s.id
         info = emu.session(sid)
         assert info["valid"] and info["api"] == "v2"
-        reply = s.call(None, "List/Vendor", {})
+        reply = s.call_json(None, "List/Vendor", {})
         assert reply["response_status"] == 0
         assert reply["response_data"]["endpoint"] == "List/Vendor.json"
-        assert s.call("POST", "Crud/Read/Vendor.json", {"id": "x"})["response_data"]["echo"] == {"id": "x"}
+        assert s.call_json("POST", "Crud/Read/Vendor.json", {"id": "x"})["response_data"]["echo"] == {"id": "x"}
         s.logout()
     assert emu.stats()["logins_v2"] == 1
 
@@ -167,7 +169,7 @@ def test_call_recovers_from_server_expired_session_with_one_login(emu: Emulator)
         before = emu.stats()["logins"]
         emu.expire(old)
         assert emu.session(old)["valid"] is False
-        assert s.call("GET", "vendors")["path"] == "/connect/v3/vendors"
+        assert s.call_json("GET", "vendors")["path"] == "/connect/v3/vendors"
         assert emu.stats()["logins"] == before + 1
         new = s.id
         assert new != old and emu.session(new)["valid"]
@@ -238,7 +240,7 @@ def test_close_waits_for_a_call_in_flight(emu: Emulator) -> None:
     s.close()  # must wait: freeing the session under the running call is undefined behaviour
     closed_at = emu_now(emu)
     t.join()
-    assert isinstance(result[0], dict), result
+    assert isinstance(result[0], billsession.Response), result
     assert closed_at >= before + 1000, f"close() returned {closed_at - before} ms after the call started; it is held 1000 ms"
     with pytest.raises(ClosedError):
         s.touch()
