@@ -5,7 +5,9 @@
 // renews it before BILL's idle timeout. ID hands out the current session id
 // without waiting on the network, Touch records use of the id in your own
 // requests, and Call makes an authenticated call that recovers from an
-// expired session (BDC_1109) with one shared sign-in.
+// expired session (BDC_1109) with one shared sign-in. Call honours its
+// context's deadline and cancellation. Code that uses its own http.Client
+// gets the same recovery from Transport (or Session.Client).
 //
 // Every failure is an *Error; classify it with errors.Is and the Err*
 // sentinels (ErrAuth, ErrSessionExpired, ErrRateLimited, ...) and read BILL's

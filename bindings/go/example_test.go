@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"net/http"
 	"os"
+	"strings"
+	"time"
 
 	bill "github.com/libbill/libbill/bindings/go"
 )
@@ -60,4 +63,35 @@ func ExampleLogin() {
 	if err := s.Logout(); err != nil {
 		log.Print(err)
 	}
+}
+
+// The README's net/http example: BILL calls through your own http.Client.
+func ExampleSession_Client() {
+	s, err := bill.Login(bill.Options{
+		UserName: []byte(os.Getenv("BILL_USER")),
+		Password: []byte(os.Getenv("BILL_PASSWORD")),
+		DevKey:   []byte(os.Getenv("BILL_DEV_KEY")),
+		OrgID:    os.Getenv("BILL_ORG_ID"),
+		BaseURL:  os.Getenv("BILL_BASE_URL"),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	baseURL := os.Getenv("BILL_BASE_URL") // e.g. https://gateway.prod.bill.com/connect
+
+	client := s.Client() // or &http.Client{Transport: &bill.Transport{Session: s, Base: yourTransport}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", baseURL+"/v3/vendors",
+		strings.NewReader(`{"name":"Acme"}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
 }
