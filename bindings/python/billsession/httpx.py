@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Generator
 
 import httpx
 
-from ._async import _cancellable
+from ._async import _cancellable, _workers
 from ._http import AnySession, as_session, is_session_invalid, record_use, sign
 from ._session import log
 
@@ -64,7 +64,7 @@ class Auth(httpx.Auth):
             yield request
             return
         for attempt in range(2):
-            sent = await asyncio.get_running_loop().run_in_executor(None, sign, s, request.headers)
+            sent = await asyncio.get_running_loop().run_in_executor(_workers(), sign, s, request.headers)
             response = yield request
             body = await response.aread() if 400 <= response.status_code < 500 else None
             if attempt == 0 and is_session_invalid(response.status_code, body):
