@@ -7,7 +7,7 @@ from collections.abc import MutableMapping
 from typing import Union
 
 from ._async import AsyncSession
-from ._errors import SessionExpiredError
+from ._errors import ClosedError, SessionExpiredError
 from ._session import Session, log
 
 __all__ = ["AnySession", "as_session", "is_session_invalid", "record_use", "sign"]
@@ -54,5 +54,5 @@ def record_use(session: Session, status: int, sent: float) -> None:
     if status < 400:
         try:
             session.touch_sent(time.monotonic() - sent)
-        except SessionExpiredError:
-            pass  # it ended meanwhile; a touch cannot revive it, the next request renews
+        except (SessionExpiredError, ClosedError):
+            pass  # it ended meanwhile: the reply is still good; the next request renews or fails
