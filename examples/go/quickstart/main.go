@@ -1,5 +1,6 @@
 // Command quickstart signs in to BILL with libbill's Go binding, prints a
-// masked session id, makes one call and signs out.
+// masked session id, makes one call (on v3 also through an http.Client with
+// bill.Transport) and signs out.
 //
 // Settings come from the environment:
 //
@@ -11,8 +12,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"time"
 
@@ -91,6 +96,12 @@ func run() error {
 	}
 	fmt.Printf("listed vendors: HTTP %d, %d bytes\n", resp.HTTPStatus, len(resp.Body))
 
+	if api == bill.V3 {
+		if err := viaHTTPClient(ctx, s, opts); err != nil {
+			return err
+		}
+	}
+
 	if err := s.Logout(); err != nil {
 		return fmt.Errorf("logout: %w", err)
 	}
@@ -99,6 +110,46 @@ func run() error {
 }
 
 // mask shows only the first 4 characters of a session id.
+// viaHTTPClient makes the same call with net/http: bill.Transport adds the
+// devKey and sessionId headers and renews on BDC_1109.
+func viaHTTPClient(ctx context.Context, s *bill.Session, opts bill.Options) error {
+	base := opts.BaseURL
+	switch {
+	case base != "":
+	case opts.Environment == bill.Sandbox:
+		base = "https://gateway.stage.bill.com/connect"
+	default:
+		base = "https://gateway.prod.bill.com/connect"
+	}
+	client := s.Client()
+	if opts.CAFile != "" { // trust the same certificates as libbill does
+		pem, err := os.ReadFile(opts.CAFile)
+		if err != nil {
+			return err
+		}
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(pem)
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{RootCAs: roots}
+		client = &http.Client{Transport: &bill.Transport{Session: s, Base: t}}
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/v3/vendors", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("http.Client call: %w", err)
+	}
+	defer resp.Body.Close()
+	n, _ := io.Copy(io.Discard, resp.Body)
+	fmt.Printf("the same through http.Client: HTTP %d, %d bytes\n", resp.StatusCode, n)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("http.Client call: HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
 func mask(id []byte) string {
 	if len(id) <= 4 {
 		return "…"
