@@ -22,7 +22,8 @@ import (
 // and sessionId from libbill (bill_session_auth_headers), so the program
 // never holds the devKey. Requests to any other origin, redirects included,
 // go out untouched. When BILL answers HTTP 401 or BDC_1109, it signs in
-// again (shared with concurrent callers) and resends the request once, if
+// again (shared with concurrent callers, and skipped when another request
+// already replaced the refused id) and resends the request once, if
 // the body can be replayed (no body, or http.Request.GetBody set, as
 // http.NewRequest does for bytes, strings and bytes.Reader bodies); otherwise
 // that reply is returned. After every reply BILL accepted (status below 400)
@@ -95,10 +96,21 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, peekLimit))
 		resp.Body.Close()
-		if err := s.RenewContext(ctx); err != nil {
+		if err := s.renewUnlessReplaced(ctx, hdr); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// renewUnlessReplaced signs in again after BILL refused the id in sent,
+// unless another request already replaced that id: requests refused one
+// after the other then share one sign-in, as concurrent ones do in libbill.
+func (s *Session) renewUnlessReplaced(ctx context.Context, sent http.Header) error {
+	now, err := s.AuthHeaders()
+	if err == nil && len(now["sessionId"]) == 1 && len(sent["sessionId"]) == 1 && now["sessionId"][0] != sent["sessionId"][0] {
+		return nil
+	}
+	return s.RenewContext(ctx)
 }
 
 func closeBody(req *http.Request) {

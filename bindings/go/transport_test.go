@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -124,5 +125,35 @@ func TestQuickTransportHonoursContext(t *testing.T) {
 	_, err := s.Client().Do(req)
 	if took := time.Since(start); took > interrupts || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("slow request with a deadline: %v after %v", err, took)
+	}
+}
+
+// Requests refused together after an expiry share their sign-ins.
+func TestTransportConcurrentRecovery(t *testing.T) {
+	s := mustLogin(t, demoOptions(V3))
+	client := s.Client()
+	before := emu.stats(t)
+	emu.expire(t, mustID(t, s))
+	const n = 8
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			resp, err := client.Get(emu.V3Base + "/v3/vendors")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					err = fmt.Errorf("HTTP %d", resp.StatusCode)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("a request after the expiry: %v", err)
+		}
+	}
+	if got := emu.stats(t).Logins - before.Logins; got < 1 || got >= n {
+		t.Fatalf("%d sign-ins for %d refused requests", got, n)
 	}
 }

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import MutableMapping
-from typing import Union
+from typing import NamedTuple, Union
 
 from ._async import AsyncSession
 from ._errors import ClosedError, SessionExpiredError
-from ._session import Session, log
+from ._session import CancelToken, Session, log
 
-__all__ = ["AnySession", "as_session", "is_session_invalid", "record_use", "sign"]
+__all__ = ["AnySession", "Signed", "as_session", "is_session_invalid", "record_use", "renew_unless_replaced", "sign"]
 
 AnySession = Union[Session, AsyncSession]
 
@@ -26,8 +26,15 @@ def as_session(session: AnySession) -> Session:
     return session
 
 
-def sign(session: Session, headers: MutableMapping[str, str]) -> float:
-    """Sets devKey and sessionId; returns when (time.monotonic) the request goes out.
+class Signed(NamedTuple):
+    """When (time.monotonic) a signed request went out, and which session id it carried."""
+
+    sent: float
+    session_id: str
+
+
+def sign(session: Session, headers: MutableMapping[str, str]) -> Signed:
+    """Sets devKey and sessionId; returns when the request goes out and the id it carries.
 
     A session that idled out is renewed first (that blocks: the async flows
     call it on a worker thread).
@@ -39,7 +46,20 @@ def sign(session: Session, headers: MutableMapping[str, str]) -> float:
         session.renew()
         auth = session.auth_headers()
     headers.update(auth)
-    return time.monotonic()
+    return Signed(time.monotonic(), auth.get("sessionId", ""))
+
+
+def renew_unless_replaced(session: Session, signed: Signed, cancel: CancelToken | None = None) -> None:
+    """Signs in again after BILL refused ``signed``'s id, unless another request already replaced it.
+
+    Requests refused one after the other then share one sign-in, as concurrent ones do in libbill.
+    """
+    try:
+        if session.auth_headers().get("sessionId", signed.session_id) != signed.session_id:
+            return
+    except SessionExpiredError:
+        pass
+    session.renew(cancel=cancel)
 
 
 def is_session_invalid(status: int, body: bytes | None) -> bool:
@@ -49,10 +69,10 @@ def is_session_invalid(status: int, body: bytes | None) -> bool:
     return 400 <= status < 500 and body is not None and b'"BDC_1109"' in body[:PEEK_LIMIT]
 
 
-def record_use(session: Session, status: int, sent: float) -> None:
+def record_use(session: Session, status: int, signed: Signed) -> None:
     """Records the use after a reply BILL accepted (BILL's idle timer restarts only for those)."""
     if status < 400:
         try:
-            session.touch_sent(time.monotonic() - sent)
+            session.touch_sent(time.monotonic() - signed.sent)
         except (SessionExpiredError, ClosedError):
             pass  # it ended meanwhile: the reply is still good; the next request renews or fails

@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, Generator
 import httpx
 
 from ._async import _cancellable, _workers
-from ._http import AnySession, as_session, is_session_invalid, record_use, sign
+from ._http import AnySession, as_session, is_session_invalid, record_use, renew_unless_replaced, sign
 from ._session import log
 
 __all__ = ["Auth"]
@@ -48,14 +48,14 @@ class Auth(httpx.Auth):
             yield request
             return
         for attempt in range(2):
-            sent = sign(s, request.headers)
+            signed = sign(s, request.headers)
             response = yield request
             body = response.read() if 400 <= response.status_code < 500 else None
             if attempt == 0 and is_session_invalid(response.status_code, body):
                 log.debug("BILL refused the session (HTTP %d); signing in again and resending", response.status_code)
-                s.renew()
+                renew_unless_replaced(s, signed)
                 continue
-            record_use(s, response.status_code, sent)
+            record_use(s, response.status_code, signed)
             return
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
@@ -64,12 +64,13 @@ class Auth(httpx.Auth):
             yield request
             return
         for attempt in range(2):
-            sent = await asyncio.get_running_loop().run_in_executor(_workers(), sign, s, request.headers)
+            signed = await asyncio.get_running_loop().run_in_executor(_workers(), sign, s, request.headers)
             response = yield request
             body = await response.aread() if 400 <= response.status_code < 500 else None
             if attempt == 0 and is_session_invalid(response.status_code, body):
                 log.debug("BILL refused the session (HTTP %d); signing in again and resending", response.status_code)
-                await _cancellable(lambda token: s.renew(cancel=token))
+                refused = signed
+                await _cancellable(lambda token: renew_unless_replaced(s, refused, cancel=token))
                 continue
-            record_use(s, response.status_code, sent)
+            record_use(s, response.status_code, signed)
             return

@@ -18,7 +18,7 @@ from typing import Any
 import requests
 import requests.auth
 
-from ._http import AnySession, as_session, is_session_invalid, record_use, sign
+from ._http import AnySession, Signed, as_session, is_session_invalid, record_use, renew_unless_replaced, sign
 from ._session import _origin_of, log
 
 __all__ = ["Auth"]
@@ -52,23 +52,23 @@ class Auth(requests.auth.AuthBase):
     def _on_response(self, r: requests.Response, **kwargs: Any) -> requests.Response:
         s = self._session
         req = r.request
-        sent = getattr(req, _SENT, None)
-        if sent is None:
+        signed: Signed | None = getattr(req, _SENT, None)
+        if signed is None:
             return r
         body = r.content if 400 <= r.status_code < 500 else None
         if is_session_invalid(r.status_code, body) and not getattr(req, _RETRIED, False) and _replayable(req):
             log.debug("BILL refused the session (HTTP %d); signing in again and resending", r.status_code)
-            s.renew()
+            renew_unless_replaced(s, signed)
             r.close()
             again = req.copy()
             setattr(again, _RETRIED, True)
-            sent = sign(s, again.headers)
+            signed = sign(s, again.headers)
             retried: requests.Response = r.connection.send(again, **kwargs)
             retried.history.append(r)
             retried.request = again
-            record_use(s, retried.status_code, sent)
+            record_use(s, retried.status_code, signed)
             return retried
-        record_use(s, r.status_code, sent)
+        record_use(s, r.status_code, signed)
         if r.is_redirect:
             target = requests.compat.urljoin(req.url or "", r.headers.get("location", ""))
             if _origin_of(target) != _origin_of(req.url or ""):

@@ -11,7 +11,7 @@ import pytest
 
 import billsession
 
-from conftest import Emulator, creds
+from conftest import Emulator, creds, run_in_threads
 
 httpx = pytest.importorskip("httpx", reason="httpx is not installed (make test-python installs it)")
 requests = pytest.importorskip("requests", reason="requests is not installed (make test-python installs it)")
@@ -68,6 +68,20 @@ def test_requests_session_recovers_after_server_expiry(emu: Emulator) -> None:
         assert r.status_code == 200 and r.json()["echo"] == {"name": "Acme"}
         assert [h.status_code for h in r.history] == [401]
         expect_one_recovery(emu, s, before, old)
+
+
+def test_refused_requests_share_their_sign_ins(emu: Emulator) -> None:
+    with billsession.login(**creds(emu)) as s, httpx.Client(auth=HttpxAuth(s), base_url=emu.v3 + "/v3/") as client:
+        before = emu.stats()["logins"]
+        emu.expire(s.id)
+        statuses: list[int] = []
+
+        def get() -> None:
+            statuses.append(client.get("vendors").status_code)
+
+        errors = run_in_threads(8, get)
+        assert not errors and statuses == [200] * 8
+        assert 1 <= emu.stats()["logins"] - before < 8
 
 
 def test_requests_does_not_replay_a_generator_body(emu: Emulator) -> None:
