@@ -157,3 +157,29 @@ func TestTransportConcurrentRecovery(t *testing.T) {
 		t.Fatalf("%d sign-ins for %d refused requests", got, n)
 	}
 }
+
+// Uses through the Transport count: a session that is used all the time
+// never idles out in libbill. In Lazy mode nothing renews in the background,
+// so without the recorded uses libbill would stop handing out the id after
+// about 2.6 s and the Transport would have to sign in again.
+func TestTransportRecordsUse(t *testing.T) {
+	o := timedOptions(Lazy, 3*time.Second, time.Second)
+	s := mustLogin(t, o)
+	client := s.Client()
+	before := emu.stats(t).Logins
+	end := time.Now().Add(4500 * time.Millisecond)
+	for n := 0; time.Now().Before(end); n++ {
+		resp, err := client.Get(emu.V3Base + "/v3/vendors")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: HTTP %d", n, resp.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := emu.stats(t).Logins - before; got != 0 {
+		t.Fatalf("%d sign-ins while the session was in use", got)
+	}
+}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -139,3 +140,24 @@ def test_auth_headers_refused_on_v2(emu: Emulator) -> None:
     with billsession.login(**creds(emu, api=2)) as s:
         with pytest.raises(billsession.InvalidArgError):
             s.auth_headers()
+
+
+@pytest.mark.parametrize("client_kind", ["httpx", "requests"])
+def test_uses_are_recorded(emu: Emulator, client_kind: str) -> None:
+    """A session used all the time never idles out in libbill.
+
+    With refresh="lazy" nothing renews in the background, so without the
+    recorded uses libbill would stop handing out the id after about 2.6 s and
+    the integration would have to sign in again.
+    """
+    with billsession.login(**creds(emu, refresh="lazy", idle_timeout=3, renew_margin=1)) as s:
+        before = emu.stats()["logins"]
+        url = emu.v3 + "/v3/vendors"
+        end = time.monotonic() + 4.5
+        with httpx.Client(auth=HttpxAuth(s)) as hc, requests.Session() as rs:
+            rs.auth = RequestsAuth(s)
+            while time.monotonic() < end:
+                status = hc.get(url).status_code if client_kind == "httpx" else rs.get(url).status_code
+                assert status == 200
+                time.sleep(0.1)
+        assert emu.stats()["logins"] == before
