@@ -241,9 +241,7 @@ impl Inner {
     /// Marks the session expired (once) when its id is no longer handed out
     /// and no renewal is on the wire.
     fn mark_expired(&self) {
-        if matches!(self.state(), State::Active | State::Renewing)
-            && self.set_state(State::Expired) != State::Expired
-        {
+        if matches!(self.state(), State::Active | State::Renewing) && self.set_state(State::Expired) != State::Expired {
             self.emit(Event::Expired, None);
         }
     }
