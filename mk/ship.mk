@@ -119,8 +119,9 @@ test-windows: build win-test-programs
 test-wheel: build ship-test-dist
 	tests/dist/test_wheel.sh $(SHIP_TEST_DIST)
 
+# A debug build of the unpacked sdist: quickest to compile; the profile does not matter here.
 test-sdist: build ship-test-dist
-	SHIP_CARGO_PROFILE=$(SHIP_TEST_PROFILE) tests/dist/test_sdist.sh $(SHIP_TEST_DIST)
+	SHIP_CARGO_PROFILE=dev SHIP_CARGO_TARGET_DIR=$(SHIP_DIR)/sdist-target tests/dist/test_sdist.sh $(SHIP_TEST_DIST)
 
 # Also cross-builds the module for windows/amd64 and runs that under Wine.
 test-go-module: build ship-test-dist win-test-programs

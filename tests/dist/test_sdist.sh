@@ -4,8 +4,9 @@
 # Rust-backed sdist), then the Python quickstart runs against the emulator.
 #   tests/dist/test_sdist.sh DIST_DIR
 # SHIP_CARGO_PROFILE (optional) builds that cargo profile instead of release,
-# and then Cargo keeps its cache in the repository's target/ (make test uses
-# ship-test: the same code without LTO, much quicker to compile).
+# with Cargo's cache in SHIP_CARGO_TARGET_DIR, kept between runs (make test:
+# dev in build/ship/sdist-target; a separate directory, because a build of
+# the unpacked sources would overwrite the repository's own target/debug/libbill.*).
 . "$(dirname "$0")/common.sh"
 
 sd=$dist/billsession-$version.tar.gz
@@ -17,7 +18,7 @@ cd "$tmp"
 
 env=(env -u BILLSESSION_LIBRARY -u BILLSESSION_CARGO_MANIFEST -u VIRTUAL_ENV -u PYTHONPATH HOME="$HOME")
 if [ -n "${SHIP_CARGO_PROFILE:-}" ]; then
-  env+=(SETUPTOOLS_RUST_CARGO_PROFILE="$SHIP_CARGO_PROFILE" CARGO_TARGET_DIR="$here/target")
+  env+=(SETUPTOOLS_RUST_CARGO_PROFILE="$SHIP_CARGO_PROFILE" CARGO_TARGET_DIR="${SHIP_CARGO_TARGET_DIR:?}")
 fi
 start=$(date +%s)
 "${env[@]}" "$tmp/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
