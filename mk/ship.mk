@@ -132,3 +132,5 @@ test-dist: build ship-test-dist
 	tests/dist/test_archives.sh $(SHIP_TEST_DIST) $(SHIP_DIR)/$(SHIP_TEST_PROFILE)/$(SHIP_LINUX)/native-static-libs
 
 test-ship: test-windows test-wheel test-sdist test-go-module test-dist
+
+TEST_TARGETS += test-windows test-wheel test-sdist test-go-module test-dist
