@@ -55,7 +55,7 @@ lib() {
         -- --print native-static-libs 2>"$log" || { tail -40 "$log" >&2; die "cargo-zigbuild failed"; } ;;
     "$windows")
       command -v x86_64-w64-mingw32-gcc >/dev/null || die "x86_64-w64-mingw32-gcc missing: apt-get install mingw-w64"
-      rustup target list --installed 2>/dev/null | grep -qx "$triple" \
+      rustup target list --installed 2>/dev/null | grep -x "$triple" >/dev/null \
         || die "the Rust target $triple is missing: rustup target add $triple"
       CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc \
         cargo rustc --profile "$profile" --lib --target "$triple" \
@@ -267,16 +267,20 @@ go_prebuilt() {
   ln -sfn "$1" "$p/linux-amd64/libbill.a"
 }
 
-cmd=${1:-}
-shift || true
-case $cmd in
-  tools) tools ;;
-  lib) lib "$@" ;;
-  wheel) wheel "$@" ;;
-  sdist) sdist "$@" ;;
-  go-module) go_module "$@" ;;
-  archives) archives "$@" ;;
-  sums) sums "$@" ;;
-  go-prebuilt) go_prebuilt "$@" ;;
-  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
-esac
+main() {
+  local cmd=${1:-}
+  shift || true
+  case $cmd in
+    tools) tools ;;
+    lib) lib "$@" ;;
+    wheel) wheel "$@" ;;
+    sdist) sdist "$@" ;;
+    go-module) go_module "$@" ;;
+    archives) archives "$@" ;;
+    sums) sums "$@" ;;
+    go-prebuilt) go_prebuilt "$@" ;;
+    *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+  esac
+}
+# One line: bash reads no further, so editing this file cannot upset a running build.
+main "$@"; exit $?

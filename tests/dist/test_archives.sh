@@ -91,12 +91,12 @@ cd "$tmp"
 # shellcheck disable=SC2046
 cc -std=c99 -Wall -Wextra -Werror -D_GNU_SOURCE "$here/examples/c/quickstart.c" -o qs-dynamic \
   $(pc --cflags --libs bill) -Wl,-rpath,"$(pc --variable=libdir bill)" || die "dynamic C build failed"
-ldd qs-dynamic | grep -q "libbill.so.$major => $prefix/lib/\|libbill.so.$major => $pcdir/../../lib/" \
+ldd qs-dynamic | grep "libbill.so.$major => $prefix/lib/\|libbill.so.$major => $pcdir/../../lib/" >/dev/null \
   || die "qs-dynamic does not use the prefix's libbill: $(ldd qs-dynamic | grep bill)"
 # shellcheck disable=SC2046
 cc -std=c99 -Wall -Wextra -Werror -D_GNU_SOURCE "$here/examples/c/quickstart.c" -o qs-static \
   $(pc --cflags --libs bill-static) || die "static C build failed"
-if ldd qs-static | grep -q libbill; then die "qs-static links libbill.so"; fi
+if ldd qs-static | grep libbill >/dev/null; then die "qs-static links libbill.so"; fi
 # shellcheck disable=SC2046
 c++ -std=c++17 -Wall -Wextra -Werror "$here/examples/cpp/quickstart.cpp" -o qs-cpp \
   $(pc --cflags --libs bill-static) || die "static C++ build failed"
