@@ -15,12 +15,27 @@
 # `-l:` is understood by GNU ld, gold and lld (ELF targets); see docs/INSTALL.md
 # for macOS.
 #
-# The native libraries are what rustc reports for this crate on
-# x86_64-unknown-linux-gnu (rustc 1.95):
-#   cargo rustc --lib --crate-type staticlib -- --print native-static-libs
-#   note: native-static-libs: -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
-# Other targets need their own list: set BILL_NATIVE_STATIC_LIBS.
-#
+# The native libraries (Libs.private of bill.pc, Libs of bill-static.pc) are
+# what rustc reports for a static library (--print native-static-libs):
+#  - BILL_NATIVE_STATIC_LIBS, when set: `make dist` passes the report of the
+#    very build it packs (scripts/ship.sh);
+#  - otherwise rustc is asked for the standard library's list on this host
+#    (a one-line probe, well under a second). On Linux that is libbill's whole
+#    list: its dependencies add no native library, which `make test-dist`
+#    checks against the report of a full build. Without rustc (e.g. root's
+#    PATH during `make install INSTALL_NO_BUILD=1`), the list rustc 1.95
+#    reported on x86_64 Linux is used.
+probe_native_libs() {
+  local tmp out
+  tmp=$(mktemp -d) || return 1
+  out=$(printf '' | "${RUSTC:-rustc}" --crate-type staticlib --crate-name bill_pc_probe \
+    --print native-static-libs -o "$tmp/probe.a" - 2>&1) || { rm -rf "$tmp"; return 1; }
+  rm -rf "$tmp"
+  printf '%s\n' "$out" | sed -n 's/^note: native-static-libs: //p' | tail -1
+}
+native=${BILL_NATIVE_STATIC_LIBS:-$(probe_native_libs || true)}
+native=${native:--lgcc_s -lutil -lrt -lpthread -lm -ldl -lc}
+
 # LIBDIR and INCLUDEDIR below PREFIX are written relative to ${prefix}, so
 # `pkg-config --define-prefix` and PKG_CONFIG_SYSROOT_DIR work.
 set -euo pipefail
@@ -31,8 +46,6 @@ prefix=$1 libdir=$2 includedir=$3
 [ "$prefix" = / ] || prefix=${prefix%/}
 here=$(cd "$(dirname "$0")/.." && pwd)
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$here/Cargo.toml" | head -1)
-native=${BILL_NATIVE_STATIC_LIBS:--lgcc_s -lutil -lrt -lpthread -lm -ldl -lc}
-
 # Writes DIR as ${prefix}/... when it lies below PREFIX.
 rel() {
   case $1 in

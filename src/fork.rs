@@ -2,7 +2,8 @@
 //!
 //! A page marked MADV_WIPEONFORK reads as zeros in a child, so one load tells
 //! whether a handle was made in this process. pthread_atfork is avoided: it
-//! cannot be unregistered when the library is unloaded.
+//! cannot be unregistered when the library is unloaded. Windows has no fork:
+//! there, every handle counts as made in this process.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -48,9 +49,17 @@ fn make_marker() -> Marker {
 
 static MARKER: Lazy<Marker> = Lazy::new(make_marker);
 
+#[cfg(unix)]
 fn pid() -> u64 {
     // SAFETY: getpid has no preconditions.
     (unsafe { libc::getpid() }) as u64
+}
+
+/// Windows has no fork(): a process never inherits another's handles, so
+/// every handle is current and the per-process state is made once.
+#[cfg(not(unix))]
+fn pid() -> u64 {
+    0
 }
 
 /// The current process's epoch, set up on first use in each process.

@@ -1,4 +1,4 @@
-//! Load and soak (issue #6, part 8). `#[ignore]`d so a plain `cargo test`
+//! Load and soak. `#[ignore]`d so a plain `cargo test`
 //! stays quick; run by `make test-soak-short` (1,000 sessions, 20 s) and
 //! `make soak` (1,000 sessions for 60 s, then 10,000 for 10 minutes).
 //! BILL_SOAK_SESSIONS and BILL_SOAK_SECS choose the size.

@@ -13,9 +13,10 @@
 // sentinels (ErrAuth, ErrSessionExpired, ErrRateLimited, ...) and read BILL's
 // code from Error.Code. Error text never contains a secret.
 //
-// Linking: by default the package uses `pkg-config bill`. Build tags
-// bill_static (links ../../target/release/libbill.a) and bill_nolink (flags
-// only from CGO_CFLAGS/CGO_LDFLAGS) select other ways; see README.md.
+// Linking: by default the package links the static libbill.a in its own
+// prebuilt/<os>-amd64/ (with bill.h in prebuilt/include), so nothing needs to
+// be installed. Build tags bill_pkgconfig (`pkg-config bill`) and bill_nolink
+// (flags only from CGO_CFLAGS/CGO_LDFLAGS) select other ways; see README.md.
 //
 // Sessions hold C resources: call Close (idempotent, safe from any
 // goroutine). A Session that becomes unreachable without Close is closed by a

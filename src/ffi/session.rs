@@ -98,12 +98,7 @@ unsafe fn session_fast<'a>(s: *const bill_session) -> Option<&'a Session> {
 /// BILL_ERR_IN_CALLBACK. Details: `bill_last_error`.
 #[no_mangle]
 pub unsafe extern "C" fn bill_login(opts: *const bill_options, out: *mut *mut bill_session) -> bill_status {
-    boundary::status(|| {
-        let o = unsafe { get(opts) }?;
-        let out = unsafe { out_ptr(out, "out") }?;
-        *out = boundary::into_raw(Session::login(o)?);
-        Ok(())
-    })
+    unsafe { bill_login_with(opts, std::ptr::null(), out) }
 }
 
 /// Copies the current session id into `buf` as NUL-terminated text and, if
@@ -227,7 +222,7 @@ pub unsafe extern "C" fn bill_session_auth_headers(
 /// included), plus BILL_ERR_CLOSED and BILL_ERR_FORKED.
 #[no_mangle]
 pub unsafe extern "C" fn bill_renew(s: *mut bill_session) -> bill_status {
-    boundary::status(|| unsafe { session(s) }?.renew())
+    unsafe { bill_renew_with(s, std::ptr::null()) }
 }
 
 /// `bill_renew` with per-call options `o` (NULL: the defaults): a shorter
@@ -298,15 +293,7 @@ pub unsafe extern "C" fn bill_call(
     body_len: usize,
     out: *mut *mut bill_response,
 ) -> bill_status {
-    boundary::status(|| {
-        let s = unsafe { session(s) }?;
-        let method = unsafe { boundary::opt_str_in(method, "method", 16) }?.unwrap_or("");
-        let path = unsafe { str_in(path, "path", MAX_URL_LEN) }?;
-        let body = unsafe { boundary::bytes_in(body, body_len, "body", usize::MAX) }?;
-        let out = unsafe { out_ptr(out, "out") }?;
-        *out = boundary::into_raw(s.call(method, path, body)?);
-        Ok(())
-    })
+    unsafe { bill_call_with(s, method, path, body, body_len, std::ptr::null(), out) }
 }
 
 /// `bill_call` with per-call options `o` (NULL: the defaults): a deadline

@@ -238,9 +238,10 @@ impl Inner {
         }
     }
 
-    /// Marks the session expired (once) when its id is no longer handed out.
+    /// Marks the session expired (once) when its id is no longer handed out
+    /// and no renewal is on the wire.
     fn mark_expired(&self) {
-        if matches!(self.state(), State::Active) && self.set_state(State::Expired) != State::Expired {
+        if matches!(self.state(), State::Active | State::Renewing) && self.set_state(State::Expired) != State::Expired {
             self.emit(Event::Expired, None);
         }
     }
@@ -252,13 +253,16 @@ impl Task for Inner {
             return Due::Park;
         }
         let usable_until = self.usable_until();
-        if now > usable_until {
+        let (busy, due) = {
+            let f = lock(&self.flight);
+            (f.busy, self.due_at(&f))
+        };
+        if now > usable_until && !busy {
             self.mark_expired();
         }
         if self.cfg.opts.refresh == RefreshMode::Lazy {
             return if now <= usable_until { Due::At(usable_until + 1) } else { Due::Park };
         }
-        let due = self.due_at(&lock(&self.flight));
         if now < due {
             // Also wake when the id stops being usable, to report expiry on time.
             return Due::At(if now <= usable_until { due.min(usable_until + 1) } else { due });
@@ -339,10 +343,8 @@ impl Task for Inner {
                     self.set_state(State::Failed);
                     None
                 } else {
-                    // Not in flight any more: the id is handed out (or not) by time alone.
-                    if self.state() == State::Renewing {
-                        self.set_state(State::Active);
-                    }
+                    // Still RENEWING while retries are due; the scheduler marks
+                    // the session EXPIRED once its id stops being usable.
                     f.failures += 1;
                     let wait =
                         e.retry_after.map(|d| d.as_nanos() as u64).unwrap_or_else(|| self.backoff_ns(f.failures));

@@ -1,0 +1,3 @@
+// Package prebuilt holds no code. Its Go file exists so that `go mod vendor`
+// keeps this directory, whose bill.h the parent package links.
+package prebuilt
