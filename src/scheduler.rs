@@ -295,8 +295,10 @@ fn run_loop(s: Arc<Scheduler>, generation: u64) {
             }
         }
         if due.is_empty() {
-            let wait =
-                st.heap.peek().map(|Reverse((d, _))| Duration::from_nanos(d - now)).unwrap_or(MAX_WAIT).min(MAX_WAIT);
+            spawn_workers(&s, &mut st);
+            // While work is queued, look again soon: it may need more workers.
+            let cap = if st.queue.is_empty() { MAX_WAIT } else { Duration::from_nanos(SPAWN_AFTER_NS) };
+            let wait = st.heap.peek().map(|Reverse((d, _))| Duration::from_nanos(d - now)).unwrap_or(MAX_WAIT).min(cap);
             st = s.cv.wait_timeout(st, wait).unwrap_or_else(|p| p.into_inner()).0;
             continue;
         }

@@ -41,7 +41,8 @@ fn spread(e: &bill_emulator::Emulator, tag: &str, i: usize, orgs: usize, idle_ms
 fn peak_login_overlap(e: &bill_emulator::Emulator, delay_ms: u64) -> u64 {
     let mut by_org: HashMap<String, Vec<(u64, u64)>> = HashMap::new();
     for ev in e.log() {
-        if ev.path.ends_with("/login") {
+        // Only the sign-ins whose reply was held count: the others took no time.
+        if ev.path.ends_with("/login") && ev.fault == Some(FaultMode::Delay) {
             if let Some(id) = &ev.session_id {
                 let org = e.session(id).org_id.unwrap_or_default();
                 // The reply is held after the request is recorded.
@@ -307,4 +308,43 @@ fn logout_racing_renew_leaves_no_event_after_closed_and_no_live_id() {
         "every id issued during the race was signed out"
     );
     let _ = ORG;
+}
+
+#[test]
+fn a_burst_in_one_organization_is_renewed_three_at_a_time() {
+    const N: usize = 30;
+    const DELAY: u64 = 200;
+    // One at a time needs N x DELAY = 6 s; the margin is 4.5 s; three at a time need 2 s.
+    let (idle, margin) = (12_000, 4_500);
+    let e = emulator(idle);
+    let renewed = Arc::new(AtomicUsize::new(0));
+    let sessions: Vec<Session> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..N)
+            .map(|i| {
+                let mut o = spread(&e, "oneorg", i, 1, idle, margin);
+                let r = renewed.clone();
+                o.events = Some(Arc::new(move |ev, _| {
+                    if ev == Event::Renewed {
+                        r.fetch_add(1, Ordering::Relaxed);
+                    }
+                }));
+                sc.spawn(move || Session::login(&o).unwrap())
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let first: Vec<String> = sessions.iter().map(id_of).collect();
+    e.set_fault(Fault::new(FaultMode::Delay).target(FaultTarget::Login).delay_ms(DELAY));
+    assert!(
+        wait_until(ms(idle + 10_000), || renewed.load(Ordering::Relaxed) >= N),
+        "only {} of {N} sessions renewed",
+        renewed.load(Ordering::Relaxed)
+    );
+    e.clear_faults();
+    for old in &first {
+        let info = e.session(old);
+        assert_ne!(info.end_reason, Some(EndReason::Idle), "a session idled out at the emulator: {info:?}");
+    }
+    assert!(peak_login_overlap(&e, DELAY) <= 3, "more than 3 sign-ins in flight for one organization");
+    drop(sessions);
 }
