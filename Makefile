@@ -14,7 +14,7 @@ CXX      ?= c++
 CFLAGS_STRICT := -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude -g
 export LIB_SO LIB_A EMULATOR TARGET_DIR BUILD
 
-.PHONY: all build demo test test-rust test-c check-header lint clean
+.PHONY: all build demo test test-busy test-rust test-c check-header lint clean
 all: build
 
 # Builds libbill (.so, .a, header) and the emulator.
@@ -44,18 +44,26 @@ lint:
 test-rust:
 	$(CARGO) test $(CARGO_PROFILE_FLAG) --workspace
 
+# `include`, not `-include`: a missing or renamed mk file is an error, not a
+# silently shorter `make test`.
 include mk/c.mk
--include mk/cpp.mk
--include mk/go.mk
--include mk/python.mk
--include mk/install.mk
--include mk/safety.mk
--include mk/hardening.mk
--include mk/bench.mk
+include mk/cpp.mk
+include mk/go.mk
+include mk/python.mk
+include mk/install.mk
+include mk/safety.mk
+include mk/hardening.mk
+include mk/bench.mk
 
 # Every area's tests. Areas add themselves to TEST_TARGETS in their mk file.
 test: build check-header lint test-rust test-c $(TEST_TARGETS)
 	@echo "make test: all suites passed"
+
+# The whole `make test` with CPU-burning processes beside it, as on a busy
+# machine; the burners are stopped by pid however the run ends. Not part of `make test`.
+BUSY_BURNERS ?= 2
+test-busy:
+	scripts/with-cpu-burners.sh $(BUSY_BURNERS) -- $(MAKE) --no-print-directory test
 
 clean:
 	$(CARGO) clean

@@ -1,4 +1,4 @@
-# Hardening (issue #6, parts 4-9): fork, unload, faults, soak, fuzzing, concurrency checks.
+# Hardening: fork, unload, faults, soak, fuzzing, concurrency checks.
 #
 #   make test-fork        C: sessions across fork(), also mid-renewal and mid-call
 #   make test-unload      C: dlopen/sign in/call/free/dlclose x100, no threads left
@@ -17,7 +17,7 @@
 
 HARDENING_CFLAGS := $(CFLAGS_STRICT) -D_GNU_SOURCE
 
-$(BUILD)/test_fork: tests/c/test_fork.c tests/c/emu.h include/bill.h build | $(BUILD)
+$(BUILD)/test_fork: tests/c/test_fork.c tests/c/emu.h include/bill.h | build $(BUILD)
 	$(CC) $(HARDENING_CFLAGS) $< -o $@ $(C_LDFLAGS)
 
 # Not linked against libbill: it loads it with dlopen.

@@ -30,10 +30,9 @@ SHLIB_MODE   ?= 0755
 INSTALL_PROFILE    := $(if $(filter command line environment override,$(origin PROFILE)),$(PROFILE),release)
 INSTALL_TARGET_DIR := $(CURDIR)/target/$(INSTALL_PROFILE)
 
-BILL_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' $(CURDIR)/Cargo.toml | head -1)
-BILL_MAJOR   := $(firstword $(subst ., ,$(BILL_VERSION)))
-BILL_SO_REAL := libbill.so.$(BILL_VERSION)
-BILL_SO_MAJ  := libbill.so.$(BILL_MAJOR)
+# VERSION and MAJOR come from the top-level Makefile, which reads Cargo.toml.
+BILL_SO_REAL := libbill.so.$(VERSION)
+BILL_SO_MAJ  := libbill.so.$(MAJOR)
 
 INSTALL_PC_DIR := $(BUILD)/install-pc
 
@@ -55,7 +54,7 @@ else
 endif
 
 install: install-build
-	@test -n "$(BILL_VERSION)" || { echo "no version in Cargo.toml" >&2; exit 1; }
+	@test -n "$(VERSION)" || { echo "no version in Cargo.toml" >&2; exit 1; }
 	mkdir -p $(INSTALL_PC_DIR)
 	scripts/gen-pc.sh $(PREFIX) $(LIBDIR) $(INCLUDEDIR) > $(INSTALL_PC_DIR)/bill.pc
 	scripts/gen-pc.sh --static $(PREFIX) $(LIBDIR) $(INCLUDEDIR) > $(INSTALL_PC_DIR)/bill-static.pc

@@ -1,4 +1,4 @@
-# Memory safety and secret hygiene at the C boundary (issue #6, parts 1-3).
+# Memory safety and secret hygiene at the C boundary.
 #
 #   make test-valgrind    the C programs under valgrind memcheck
 #   make test-asan        the C programs built with ASan + UBSan
@@ -43,20 +43,20 @@ TEST_TARGETS += test-valgrind test-asan test-secrets
 $(SAFETY) $(SAFETY)/asan:
 	mkdir -p $@
 
-$(SAFETY)/test_misuse: tests/c/test_misuse.c tests/c/emu.h include/bill.h build | $(SAFETY)
+$(SAFETY)/test_misuse: tests/c/test_misuse.c tests/c/emu.h include/bill.h | build $(SAFETY)
 	$(CC) $(CFLAGS_STRICT) -D_GNU_SOURCE $< -o $@ $(C_LDFLAGS)
 
-$(SAFETY)/canary: tests/valgrind/canary.c include/bill.h build | $(SAFETY)
+$(SAFETY)/canary: tests/valgrind/canary.c include/bill.h | build $(SAFETY)
 	$(CC) $(CFLAGS_STRICT) -D_GNU_SOURCE $< -o $@ $(C_LDFLAGS)
 
-# The same programs with ASan + UBSan.
-$(SAFETY)/asan/test_c: tests/c/test_session.c tests/c/emu.h include/bill.h build | $(SAFETY)/asan
-	$(CC) $(CFLAGS_STRICT) $(ASAN_CFLAGS) -D_GNU_SOURCE $< -o $@ $(C_LDFLAGS)
-$(SAFETY)/asan/test_misuse: tests/c/test_misuse.c tests/c/emu.h include/bill.h build | $(SAFETY)/asan
-	$(CC) $(CFLAGS_STRICT) $(ASAN_CFLAGS) -D_GNU_SOURCE $< -o $@ $(C_LDFLAGS)
-$(SAFETY)/asan/quickstart: examples/c/quickstart.c include/bill.h build | $(SAFETY)/asan
-	$(CC) $(CFLAGS_STRICT) $(ASAN_CFLAGS) -D_GNU_SOURCE $< -o $@ $(C_LDFLAGS)
-$(SAFETY)/asan/canary: tests/valgrind/canary.c include/bill.h build | $(SAFETY)/asan
+# The same programs with ASan + UBSan: $(SAFETY)/asan/<name> is built from SAFETY_SRC_<name>.
+SAFETY_SRC_test_c      := tests/c/test_session.c
+SAFETY_SRC_test_misuse := tests/c/test_misuse.c
+SAFETY_SRC_quickstart  := examples/c/quickstart.c
+SAFETY_SRC_canary      := tests/valgrind/canary.c
+.SECONDEXPANSION:
+$(SAFETY)/asan/%: $$(SAFETY_SRC_$$*) tests/c/emu.h include/bill.h | build $(SAFETY)/asan
+	@test -n "$(SAFETY_SRC_$*)" || { echo "no SAFETY_SRC_$* for $@" >&2; exit 1; }
 	$(CC) $(CFLAGS_STRICT) $(ASAN_CFLAGS) -D_GNU_SOURCE $< -o $@ $(C_LDFLAGS)
 
 # Runs `$(2)` and passes only if it fails and its output matches `$(3)`.
@@ -93,10 +93,10 @@ test-asan: build $(SAFETY)/asan/test_c $(SAFETY)/asan/test_misuse $(SAFETY)/asan
 # searches them and the heap for the secrets: the ones the program registers,
 # the ones named by SECRETSCAN_ENV, and every session id in the emulator's
 # /_emu/stats; it also fails if /_emu/stats has violations.
-$(SAFETY)/secretscan.so: tests/secretscan/shim.c | $(SAFETY)
+$(SAFETY)/secretscan.so: tests/secretscan/shim.c tests/c/emu.h | $(SAFETY)
 	$(CC) -std=c99 -Wall -Wextra -Werror -pedantic -g -O2 -fPIC -shared -D_GNU_SOURCE $< -o $@ -ldl -lpthread
 
-$(SAFETY)/test_secrets: tests/secretscan/test_secrets.c tests/c/emu.h include/bill.h build | $(SAFETY)
+$(SAFETY)/test_secrets: tests/secretscan/test_secrets.c tests/c/emu.h include/bill.h | build $(SAFETY)
 	$(CC) $(CFLAGS_STRICT) -Wno-unused-function -D_GNU_SOURCE $< -o $@ $(C_LDFLAGS) -ldl
 
 SCAN = env LD_PRELOAD=$(SAFETY)/secretscan.so SECRETSCAN_REQUIRE=libbill.so SECRETSCAN_HEAP=1 SECRETSCAN_QUIET=1
@@ -117,7 +117,7 @@ test-safety-mem: test-valgrind test-asan test-secrets
 # LIBBILL_DIR: the libbill.so to time (default: this build). ALLOC_COST_ARGS: logins calls.
 LIBBILL_DIR ?= $(TARGET_DIR)
 ALLOC_COST_ARGS ?= 200 2000
-$(SAFETY)/alloc_cost: tests/secretscan/alloc_cost.c include/bill.h build | $(SAFETY)
+$(SAFETY)/alloc_cost: tests/secretscan/alloc_cost.c tests/c/emu.h include/bill.h | build $(SAFETY)
 	$(CC) $(CFLAGS_STRICT) -O2 -D_GNU_SOURCE $< -o $@ -L$(TARGET_DIR) -lbill -lpthread
 
 alloc-cost: $(SAFETY)/alloc_cost

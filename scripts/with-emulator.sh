@@ -25,14 +25,17 @@ fi
 # Keep draining stdout so the emulator never blocks on a full pipe.
 cat <&3 >/dev/null &
 
-field() { python3 -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print("" if v is None else v)' "$line" "$1"; }
+# field JSON KEY: one value of a JSON object ("" for null).
+field() { python3 -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print("" if v is None else v)' "$1" "$2"; }
 export BILL_EMULATOR_JSON="$line"
-export BILL_EMULATOR_CONTROL=$(field control)
-export BILL_V2_BASE_URL=$(field v2_base)
-export BILL_V3_BASE_URL=$(field v3_base)
-export BILL_CA_FILE=$(field ca_file)
-# The emulator's seeded account; real credentials never go to it.
-export BILL_USER=demo@example.com BILL_PASSWORD=demo-password BILL_ORG_ID=00901DEMOORG BILL_DEV_KEY=DEMO-DEVKEY-0001
+export BILL_EMULATOR_CONTROL=$(field "$line" control)
+export BILL_V2_BASE_URL=$(field "$line" v2_base)
+export BILL_V3_BASE_URL=$(field "$line" v3_base)
+export BILL_CA_FILE=$(field "$line" ca_file)
+# The emulator's seeded account, as the emulator defines it; real credentials never go to it.
+account=$("$emulator" "${emu_args[@]}" --print-demo-account)
+export BILL_USER=$(field "$account" userName) BILL_PASSWORD=$(field "$account" password)
+export BILL_ORG_ID=$(field "$account" orgId) BILL_DEV_KEY=$(field "$account" devKey)
 export BILL_BASE_URL=$BILL_V3_BASE_URL BILL_API=${BILL_API:-3}
 # Sessions should idle out on the same schedule as the emulator's.
 for ((i = 0; i < ${#emu_args[@]}; i++)); do

@@ -1,4 +1,4 @@
-//! Faults at sign-in, background renewal and calls (issue #6, part 7), against
+//! Faults at sign-in, background renewal and calls, against
 //! the in-process emulator over real loopback sockets.
 //!
 //! For each fault the emulator can inject (refused, reset, slow beyond the
@@ -8,7 +8,7 @@
 //!   request timeout plus slack;
 //! - the background thread is not stuck: a canary session on a fault-free
 //!   emulator keeps being renewed on time meanwhile;
-//! - an id handed out during the fault is still valid at the emulator;
+//! - an id handed out during the fault was valid at the emulator when read;
 //! - once the fault stops, the session recovers by itself (state back to
 //!   Active, the next call works) without the caller doing anything.
 //!
@@ -23,14 +23,19 @@ use bill::options::{ApiVersion, Event, EventSink, RefreshMode};
 use bill::{Error, ErrorKind, Options, Session, State};
 use bill_emulator::{Account, Config, Emulator, Fault, FaultMode, FaultTarget, DEMO_ORG, DEMO_PASSWORD, DEMO_USER};
 
+mod common;
+use common::valid_since;
+
 /// The emulator's and the sessions' idle timeout.
 const IDLE: Duration = Duration::from_millis(3000);
 /// Renewal 1 s after the last use.
 const MARGIN: Duration = Duration::from_millis(2000);
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(1000);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-/// Scheduling and a debug build on a shared 2-core machine.
-const SLACK: Duration = Duration::from_millis(1500);
+/// Scheduling and a debug build on a busy 2-core machine. A failure within
+/// REQUEST_TIMEOUT + SLACK still comes before a held reply (SLOW_MS) would.
+const SLACK: Duration = Duration::from_millis(3500);
+const _: () = assert!(REQUEST_TIMEOUT.as_millis() + SLACK.as_millis() < SLOW_MS as u128);
 /// Longest wait for a condition that should come about.
 const WAIT: Duration = Duration::from_secs(15);
 /// A reply held this long is "slow beyond the request timeout".
@@ -155,9 +160,11 @@ impl Env {
         }
     }
 
+    /// Whether the id handed out now was valid at the emulator when it was read.
     fn id_valid_at_emulator(&self, s: &Session) -> Option<bool> {
+        let since = self.emu.now_ms();
         let id = s.with_id(str::to_owned).ok()?;
-        Some(self.emu.session(&id).valid)
+        Some(valid_since(&self.emu, &id, since))
     }
 }
 
@@ -191,7 +198,8 @@ fn recovers(env: &Env, s: &Session, what: &str) {
     });
     let r = env.call(s).unwrap_or_else(|e| panic!("{what}: call after recovery: {e}"));
     assert_eq!(r.http_status, 200);
-    assert_eq!(s.state(), State::Active);
+    // A renewal may be due again by now (every second): wait for the state between two.
+    wait_for(&format!("{what}: Active after the call"), || s.state() == State::Active);
 }
 
 /// A session on its own fault-free emulator, renewed by the same background
@@ -459,10 +467,11 @@ fn slow_reply_keeps_ids_valid(target: FaultTarget) {
     let end = Instant::now() + IDLE + hold + Duration::from_secs(2);
     let mut checked = 0;
     while Instant::now() < end {
+        let since = env.emu.now_ms();
         if let Ok(id) = s.with_id(str::to_owned) {
             let info = env.emu.session(&id);
             assert!(
-                info.valid,
+                valid_since(&env.emu, &id, since),
                 "{target:?}: handed out an id the emulator expired {} ms ago ({} ids checked; renewed: {})",
                 env.emu.now_ms().saturating_sub(info.last_seen_ms.unwrap_or(0) + IDLE.as_millis() as u64),
                 checked,

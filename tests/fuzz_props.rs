@@ -1,5 +1,5 @@
 //! Bounded property-based fuzzing of the reply parsers and the C option
-//! setters (issue #6, part 4). The same checks run for hours under cargo-fuzz
+//! setters. The same checks run for hours under cargo-fuzz
 //! (`make fuzz`, fuzz/); here a few thousand cases keep `make test` quick.
 //! Every file of fuzz/corpus/ is replayed too, so a finding saved there (or
 //! written below as a regression test) stays fixed.

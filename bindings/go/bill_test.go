@@ -182,7 +182,7 @@ func TestQuickCloseTwiceAndConcurrently(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	waitFor(t, "the C session to be freed", 5*time.Second, func() bool { return liveSessions.Load() == before })
+	waitFor(t, "the C session to be freed", waitLong, func() bool { return liveSessions.Load() == before })
 	_, err = s.ID()
 	wantErr(t, err, ErrClosed)
 	wantErr(t, s.Touch(), ErrClosed)
@@ -211,6 +211,7 @@ func TestQuickCloseDuringCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
+	var ops atomic.Int64
 	start := make(chan struct{})
 	for range 6 {
 		wg.Add(1)
@@ -218,6 +219,7 @@ func TestQuickCloseDuringCalls(t *testing.T) {
 			defer wg.Done()
 			<-start
 			for range 20 {
+				ops.Add(1)
 				if _, err := s.ID(); err != nil && !errors.Is(err, ErrClosed) {
 					t.Errorf("ID: %v", err)
 				}
@@ -228,10 +230,11 @@ func TestQuickCloseDuringCalls(t *testing.T) {
 		}()
 	}
 	close(start)
-	time.Sleep(5 * time.Millisecond) // let some calls start; correctness does not depend on it
+	// Close while the goroutines are at work: wait until some have started.
+	waitFor(t, "the goroutines to start calling", waitLong, func() bool { return ops.Load() >= 3 })
 	_ = s.Close()
 	wg.Wait()
-	waitFor(t, "the C session to be freed", 5*time.Second, func() bool { return liveSessions.Load() == before })
+	waitFor(t, "the C session to be freed", waitLong, func() bool { return liveSessions.Load() == before })
 }
 
 func TestQuickNetworkError(t *testing.T) {
@@ -304,7 +307,7 @@ func TestQuickInCallback(t *testing.T) {
 	if err := s.Renew(); err != nil {
 		t.Fatalf("Renew: %v", err)
 	}
-	waitFor(t, "the RENEWED event", 5*time.Second, fired.Load)
+	waitFor(t, "the RENEWED event", waitLong, fired.Load)
 	wantErr(t, inCb.Load().(errBox).err, ErrInCallback)
 	if err := idInCb.Load().(errBox).err; err != nil {
 		t.Fatalf("ID inside the callback: %v", err)
@@ -348,12 +351,12 @@ func TestQuickSentinels(t *testing.T) {
 }
 
 // Many goroutines read the id while the background thread renews it: every
-// read gives a non-empty id that the emulator accepts at that moment.
+// read gives a non-empty id that the emulator accepted when it was read.
 func TestConcurrentIDsDuringRenewals(t *testing.T) {
 	o := timedOptions(Relogin, 1500*time.Millisecond, 700*time.Millisecond)
 	renewed := countEvents(&o, EventRenewed)
 	s := mustLogin(t, o)
-	var reads, bad atomic.Int64
+	var reads, bad, distinct atomic.Int64
 	var seen sync.Map
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -367,34 +370,74 @@ func TestConcurrentIDsDuringRenewals(t *testing.T) {
 					return
 				default:
 				}
+				since := emuNow(t)
 				id, err := s.ID()
 				if err != nil || id == "" {
 					bad.Add(1)
 					t.Errorf("ID() = %q, %v", id, err)
 					return
 				}
-				if info := emu.session(t, id); !info.Valid {
+				if ok, info := validSince(t, id, since); !ok {
 					bad.Add(1)
-					t.Errorf("id read during renewals is not valid at the emulator: %+v", info)
+					t.Errorf("id read during renewals was not valid at the emulator when read (read after %d ms): %+v", since, info)
 					return
 				}
-				seen.Store(id, true)
+				if _, known := seen.LoadOrStore(id, true); !known {
+					distinct.Add(1)
+				}
 				reads.Add(1)
 			}
 		}()
 	}
-	waitFor(t, "3 background renewals", 15*time.Second, func() bool { return renewed.Load() >= 3 || bad.Load() > 0 })
+	waitFor(t, "3 background renewals and 2 distinct ids read", waitLong, func() bool {
+		return (renewed.Load() >= 3 && distinct.Load() >= 2) || bad.Load() > 0
+	})
 	close(stop)
 	wg.Wait()
-	distinct := 0
-	seen.Range(func(_, _ any) bool { distinct++; return true })
-	t.Logf("%d id reads, %d distinct ids, %d renewals", reads.Load(), distinct, renewed.Load())
-	if distinct < 2 {
-		t.Fatalf("only %d distinct ids over %d renewals", distinct, renewed.Load())
+	t.Logf("%d id reads, %d distinct ids, %d renewals", reads.Load(), distinct.Load(), renewed.Load())
+	if distinct.Load() < 2 {
+		t.Fatalf("only %d distinct ids over %d renewals", distinct.Load(), renewed.Load())
 	}
 	if err := s.LastRenewError(); err != nil {
 		t.Fatalf("LastRenewError: %v", err)
 	}
+}
+
+// waitLong bounds a wait for something that should come about: generous,
+// for a race-enabled build on a busy 2-core machine. Passing waits end early.
+const waitLong = 30 * time.Second
+
+// emuSessionEnd is the part of /_emu/session that says whether and when an id ended.
+type emuSessionEnd struct {
+	Valid      bool    `json:"valid"`
+	EndReason  *string `json:"end_reason"`
+	EndedMs    *uint64 `json:"ended_ms"`
+	LastSeenMs *uint64 `json:"last_seen_ms"`
+}
+
+// emuNow is the emulator's clock in ms, the one its session times use.
+func emuNow(t testing.TB) uint64 {
+	t.Helper()
+	var c struct {
+		NowMs uint64 `json:"now_ms"`
+	}
+	emu.post(t, "/_emu/clock", map[string]any{"advance_ms": 0}, &c)
+	return c.NowMs
+}
+
+// validSince reports whether the emulator accepted id at emulator time
+// since: it is valid now, or it idled out no earlier than since. A reader
+// descheduled between reading an id and asking the emulator about it then
+// does not see an id that was valid when read as a bad one.
+func validSince(t testing.TB, id string, since uint64) (bool, emuSessionEnd) {
+	t.Helper()
+	var info emuSessionEnd
+	emu.post(t, "/_emu/session", map[string]string{"sessionId": id}, &info)
+	if info.Valid {
+		return true, info
+	}
+	idled := info.EndReason != nil && *info.EndReason == "idle"
+	return idled && info.EndedMs != nil && *info.EndedMs >= since, info
 }
 
 // A session BILL expired server-side: Call signs in again once and succeeds.
@@ -417,8 +460,11 @@ func TestCallRecoversFromServerExpiry(t *testing.T) {
 	if n := after.Rejected1109 - before.Rejected1109; n != 1 {
 		t.Fatalf("%d BDC_1109 rejections, want 1", n)
 	}
-	if id := mustID(t, s); id == old || !emu.session(t, id).Valid {
-		t.Fatal("the recovered session has no new valid id")
+	since := emuNow(t)
+	if id := mustID(t, s); id == old {
+		t.Fatal("the recovered session has no new id")
+	} else if ok, info := validSince(t, id, since); !ok {
+		t.Fatalf("the recovered id was not valid when read: %+v", info)
 	}
 }
 
@@ -451,14 +497,14 @@ func TestExpiredSession(t *testing.T) {
 	o := timedOptions(Lazy, 300*time.Millisecond, 100*time.Millisecond)
 	expired := countEvents(&o, EventExpired)
 	s := mustLogin(t, o)
-	waitFor(t, "ID to report expiry", 5*time.Second, func() bool {
+	waitFor(t, "ID to report expiry", waitLong, func() bool {
 		_, err := s.ID()
 		return errors.Is(err, ErrSessionExpired)
 	})
 	_, err := s.ID()
 	wantErr(t, err, ErrSessionExpired)
 	wantErr(t, s.Touch(), ErrSessionExpired)
-	waitFor(t, "the EXPIRED event", 5*time.Second, func() bool { return expired.Load() > 0 })
+	waitFor(t, "the EXPIRED event", waitLong, func() bool { return expired.Load() > 0 })
 	if st, err := s.State(); err != nil || st != StateExpired {
 		t.Fatalf("State() = %v, %v", st, err)
 	}
@@ -534,15 +580,17 @@ func TestForgottenSessionIsCleanedUp(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustID(t, s)
+		// Checked while s is reachable: once it is not, a GC may free it at any moment.
+		if liveSessions.Load() != before+1 {
+			t.Fatal("the session is not counted as live")
+		}
+		runtime.KeepAlive(s)
 	}()
-	if liveSessions.Load() != before+1 {
-		t.Fatal("the session is not counted as live")
-	}
-	waitFor(t, "the garbage collector to free the forgotten session", 20*time.Second, func() bool {
+	waitFor(t, "the garbage collector to free the forgotten session", waitLong, func() bool {
 		runtime.GC()
 		return liveSessions.Load() == before
 	})
-	waitFor(t, "the CLOSED event", 5*time.Second, closed.Load)
+	waitFor(t, "the CLOSED event", waitLong, closed.Load)
 	if n := liveSinks(); n != sinksBefore {
 		t.Fatalf("%d event handles live, want %d", n, sinksBefore)
 	}
@@ -567,9 +615,14 @@ func TestPanickingCallback(t *testing.T) {
 	if err := s.Renew(); err != nil {
 		t.Fatalf("second Renew: %v", err)
 	}
-	waitFor(t, "background events after the panics", 10*time.Second, func() bool { return events.Load() >= 4 })
+	// The callback counts an event before it panics and the recovery is
+	// counted after, so wait on the recoveries: they are what is asserted.
+	waitFor(t, "4 panics recovered", waitLong, func() bool { return callbackPanics.Load()-panicsBefore >= 4 })
 	if n := callbackPanics.Load() - panicsBefore; n < 4 {
 		t.Fatalf("%d panics recovered, want at least 4", n)
+	}
+	if n := events.Load(); n < 4 {
+		t.Fatalf("%d events reached the callback, want at least 4", n)
 	}
 	mustID(t, s)
 }
@@ -597,7 +650,7 @@ func TestNoEventAfterClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	emu.fault(t, map[string]any{"mode": "delay", "target": "login", "delay_ms": 1500})
-	waitFor(t, "a background renewal in flight", 5*time.Second, func() bool {
+	waitFor(t, "a background renewal in flight", waitLong, func() bool {
 		st, _ := s.State()
 		return st == StateRenewing
 	})
@@ -647,8 +700,8 @@ func TestQuickCloseFromCallback(t *testing.T) {
 				t.Fatalf("Renew: %v", err)
 			}
 		}
-		waitFor(t, "Close inside the callback", 5*time.Second, closedIn.Load)
-		waitFor(t, "the C session to be freed", 5*time.Second, func() bool { return liveSessions.Load() == before })
+		waitFor(t, "Close inside the callback", waitLong, closedIn.Load)
+		waitFor(t, "the C session to be freed", waitLong, func() bool { return liveSessions.Load() == before })
 		wantErr(t, s.Touch(), ErrClosed)
 	}
 }
@@ -658,7 +711,7 @@ func TestQuickKeepAliveMode(t *testing.T) {
 	kept := countEvents(&o, EventKeptAlive)
 	s := mustLogin(t, o)
 	id := mustID(t, s)
-	waitFor(t, "two keep-alives", 5*time.Second, func() bool { return kept.Load() >= 2 })
+	waitFor(t, "two keep-alives", waitLong, func() bool { return kept.Load() >= 2 })
 	if now := mustID(t, s); now != id {
 		t.Fatal("KeepAlive mode changed the id")
 	}
@@ -724,7 +777,7 @@ func TestRenewFailedEvent(t *testing.T) {
 	s := mustLogin(t, o)
 	emu.post(t, "/_emu/faults", map[string]any{"mode": "http500", "target": "login"}, nil)
 	t.Cleanup(func() { emu.post(t, "/_emu/faults", map[string]any{"mode": "none"}, nil) })
-	waitFor(t, "RENEW_FAILED", 5*time.Second, func() bool {
+	waitFor(t, "RENEW_FAILED", waitLong, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(failed) > 0
@@ -741,8 +794,9 @@ func TestRenewFailedEvent(t *testing.T) {
 	}
 	base := renewed.Load()
 	emu.post(t, "/_emu/faults", map[string]any{"mode": "none"}, nil)
-	waitFor(t, "a renewal after BILL recovers", 10*time.Second, func() bool { return renewed.Load() > base })
-	if id := mustID(t, s); !emu.session(t, id).Valid {
-		t.Fatal("the renewed id is not valid")
+	waitFor(t, "a renewal after BILL recovers", waitLong, func() bool { return renewed.Load() > base })
+	since := emuNow(t)
+	if ok, info := validSince(t, mustID(t, s), since); !ok {
+		t.Fatalf("the renewed id was not valid when read: %+v", info)
 	}
 }

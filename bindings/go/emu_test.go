@@ -17,12 +17,28 @@ import (
 	"time"
 )
 
-const (
-	demoUser   = "demo@example.com"
-	demoPass   = "demo-password"
-	demoOrg    = "00901DEMOORG"
-	demoDevKey = "DEMO-DEVKEY-0001"
-)
+// The emulator's seeded account, as `bill-emulator --print-demo-account`
+// prints it (set by TestMain; the emulator defines it, not these tests).
+var demoUser, demoPass, demoOrg, demoDevKey string
+
+// loadDemoAccount reads the demo account from the emulator itself.
+func loadDemoAccount() error {
+	out, err := exec.Command(emulatorPath(), "--print-demo-account").Output()
+	if err != nil {
+		return fmt.Errorf("%s --print-demo-account (run `make build`): %w", emulatorPath(), err)
+	}
+	var a struct {
+		UserName string `json:"userName"`
+		Password string `json:"password"`
+		OrgID    string `json:"orgId"`
+		DevKey   string `json:"devKey"`
+	}
+	if err := json.Unmarshal(out, &a); err != nil {
+		return fmt.Errorf("demo account %q: %w", out, err)
+	}
+	demoUser, demoPass, demoOrg, demoDevKey = a.UserName, a.Password, a.OrgID, a.DevKey
+	return nil
+}
 
 type emuInfo struct {
 	Port        int     `json:"port"`
@@ -102,8 +118,10 @@ func (e *emulator) stop() {
 }
 
 func TestMain(m *testing.M) {
-	var err error
-	emu, err = startEmulator("--idle-timeout-ms", "3000")
+	err := loadDemoAccount()
+	if err == nil {
+		emu, err = startEmulator("--idle-timeout-ms", "3000")
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bill tests:", err)
 		os.Exit(1)

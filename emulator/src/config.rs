@@ -1,4 +1,5 @@
-//! Start-up configuration, accounts, and the settings that can change at run time.
+//! Start-up configuration, accounts, the settings that can change at run
+//! time, and where a running emulator listens.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -63,126 +64,178 @@ impl fmt::Debug for Account {
     }
 }
 
-/// How to start an [`crate::Emulator`]. `Config::default()` has BILL's limits
-/// (35 min idle, 200 logins and 20 000 requests per devKey per hour, 3 in
-/// flight per devKey and org) and the demo account.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// Main (API) port on 127.0.0.1; 0 = any free port.
-    pub port: u16,
-    /// Control port on 127.0.0.1; 0 = any free port.
-    pub control_port: u16,
-    pub idle_timeout: Duration,
+/// A setting's value at start-up (in [`Config`]) and at run time (in
+/// [`Settings`], in milliseconds where the start-up value is a `Duration`).
+pub trait SettingValue<S> {
+    fn setting(&self) -> S;
+    fn from_setting(s: S) -> Self;
+}
+
+impl<T: Clone> SettingValue<T> for T {
+    fn setting(&self) -> T {
+        self.clone()
+    }
+    fn from_setting(s: T) -> T {
+        s
+    }
+}
+
+impl SettingValue<u64> for Duration {
+    fn setting(&self) -> u64 {
+        u64::try_from(self.as_millis()).unwrap_or(u64::MAX)
+    }
+    fn from_setting(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+}
+
+/// How a [`ConfigPatch`] field changes a setting: an empty `api_endpoint`
+/// goes back to the emulator's own base.
+pub trait Patch: Sized {
+    type Value;
+    fn patched(v: Self::Value) -> Self;
+}
+
+macro_rules! plain_patch {
+    ($($t:ty),*) => {$(
+        impl Patch for $t {
+            type Value = $t;
+            fn patched(v: $t) -> $t {
+                v
+            }
+        }
+    )*};
+}
+plain_patch!(u64, u16, bool, String);
+
+impl Patch for Option<String> {
+    type Value = String;
+    fn patched(v: String) -> Self {
+        Some(v).filter(|v| !v.is_empty())
+    }
+}
+
+/// Declares every run-time setting once: its [`Config`] field (type and
+/// default) and its [`Settings`] / [`ConfigPatch`] field, which is also the
+/// `POST /_emu/config` key and the command-line flag (`--idle-timeout-ms`).
+macro_rules! settings {
+    ($(
+        $(#[doc = $doc:literal])*
+        $cfg:ident: $cty:ty = $default:expr => $set:ident: $sty:ty;
+    )*) => {
+        /// How to start an [`crate::Emulator`]. `Config::default()` has BILL's limits
+        /// (35 min idle, 200 logins and 20 000 requests per devKey per hour, 3 in
+        /// flight per devKey and org) and the demo account.
+        #[derive(Clone, Debug)]
+        pub struct Config {
+            /// Main (API) port on 127.0.0.1; 0 = any free port.
+            pub port: u16,
+            /// Control port on 127.0.0.1; 0 = any free port.
+            pub control_port: u16,
+            $($(#[doc = $doc])* pub $cfg: $cty,)*
+            /// Serve the main port over HTTPS with a freshly generated CA.
+            pub tls: bool,
+            /// Where CA files go; `None` = a temporary folder removed on drop.
+            pub state_dir: Option<PathBuf>,
+            pub accounts: Vec<Account>,
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Config {
+                    port: 0,
+                    control_port: 0,
+                    $($cfg: $default,)*
+                    tls: false,
+                    state_dir: None,
+                    accounts: vec![Account::demo()],
+                }
+            }
+        }
+
+        /// Run-time settings (what `POST /_emu/config` changes).
+        #[derive(Clone, Debug, Serialize)]
+        pub struct Settings {
+            $($(#[doc = $doc])* pub $set: $sty,)*
+        }
+
+        impl From<&Config> for Settings {
+            fn from(c: &Config) -> Self {
+                Settings { $($set: c.$cfg.setting(),)* }.normalized()
+            }
+        }
+
+        /// A partial change of [`Settings`]; `None` leaves a field alone and an empty
+        /// `api_endpoint` goes back to the emulator's own base. The command line
+        /// takes the same fields as flags.
+        #[derive(Clone, Debug, Default, Deserialize, clap::Args)]
+        #[serde(deny_unknown_fields)]
+        pub struct ConfigPatch {
+            $($(#[doc = $doc])* #[arg(long)] pub $set: Option<<$sty as Patch>::Value>,)*
+        }
+
+        impl Config {
+            /// Applies a patch before start (the command line does).
+            pub fn apply(&mut self, p: ConfigPatch) {
+                $(if let Some(v) = p.$set {
+                    self.$cfg = SettingValue::from_setting(<$sty as Patch>::patched(v));
+                })*
+            }
+        }
+
+        impl Settings {
+            pub(crate) fn apply(&mut self, p: ConfigPatch) {
+                $(if let Some(v) = p.$set {
+                    self.$set = <$sty as Patch>::patched(v);
+                })*
+                *self = self.clone().normalized();
+            }
+        }
+    };
+}
+
+settings! {
+    /// Sliding idle timeout (BILL: 35 minutes).
+    idle_timeout: Duration = Duration::from_secs(35 * 60) => idle_timeout_ms: u64;
     /// Length of a rate-limit window; windows start at multiples of it since the Unix epoch.
-    pub hour: Duration,
-    pub login_limit: u64,
-    pub request_limit: u64,
-    pub max_in_flight: u64,
+    hour: Duration = Duration::from_secs(3600) => hour_ms: u64;
+    /// Sign-ins per devKey per window (v2 Login + ListOrgs, v3 logins).
+    login_limit: u64 = 200 => login_limit: u64;
+    /// Authenticated requests per devKey per window.
+    request_limit: u64 = 20_000 => request_limit: u64;
+    /// Simultaneous requests per (devKey, org).
+    max_in_flight: u64 = 3 => max_in_flight: u64;
     /// `apiEndPoint` returned by v2 Login; `None` = this emulator's own v2 base.
-    pub api_endpoint: Option<String>,
+    api_endpoint: Option<String> = None => api_endpoint: Option<String>;
     /// HTTP status of v3 BDC_1144 / BDC_1322 (UNCONFIRMED at BILL).
-    pub rate_limit_status: u16,
+    rate_limit_status: u16 = 429 => rate_limit_status: u16;
     /// The one MFA token (the "SMS code") that MFA validation accepts.
-    pub mfa_token: String,
+    mfa_token: String = "123456".into() => mfa_token: String;
     /// Whether a v2 session works on v3 and back (UNCONFIRMED; off = strict).
-    pub cross_version_sessions: bool,
-    /// Serve the main port over HTTPS with a freshly generated CA.
-    pub tls: bool,
-    /// Where CA files go; `None` = a temporary folder removed on drop.
-    pub state_dir: Option<PathBuf>,
-    pub accounts: Vec<Account>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            port: 0,
-            control_port: 0,
-            idle_timeout: Duration::from_secs(35 * 60),
-            hour: Duration::from_secs(3600),
-            login_limit: 200,
-            request_limit: 20_000,
-            max_in_flight: 3,
-            api_endpoint: None,
-            rate_limit_status: 429,
-            mfa_token: "123456".into(),
-            cross_version_sessions: false,
-            tls: false,
-            state_dir: None,
-            accounts: vec![Account::demo()],
-        }
-    }
-}
-
-/// Run-time settings (what `POST /_emu/config` changes).
-#[derive(Clone, Debug, Serialize)]
-pub struct Settings {
-    pub idle_timeout_ms: u64,
-    pub hour_ms: u64,
-    pub login_limit: u64,
-    pub request_limit: u64,
-    pub max_in_flight: u64,
-    pub api_endpoint: Option<String>,
-    pub rate_limit_status: u16,
-    pub mfa_token: String,
-    pub cross_version_sessions: bool,
-}
-
-impl From<&Config> for Settings {
-    fn from(c: &Config) -> Self {
-        Settings {
-            idle_timeout_ms: c.idle_timeout.as_millis() as u64,
-            hour_ms: (c.hour.as_millis() as u64).max(1),
-            login_limit: c.login_limit,
-            request_limit: c.request_limit,
-            max_in_flight: c.max_in_flight,
-            api_endpoint: c.api_endpoint.clone(),
-            rate_limit_status: c.rate_limit_status,
-            mfa_token: c.mfa_token.clone(),
-            cross_version_sessions: c.cross_version_sessions,
-        }
-    }
-}
-
-/// A partial change of [`Settings`]; `None` leaves a field alone and an empty
-/// `api_endpoint` goes back to the emulator's own base.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigPatch {
-    pub idle_timeout_ms: Option<u64>,
-    pub hour_ms: Option<u64>,
-    pub login_limit: Option<u64>,
-    pub request_limit: Option<u64>,
-    pub max_in_flight: Option<u64>,
-    pub api_endpoint: Option<String>,
-    pub rate_limit_status: Option<u16>,
-    pub mfa_token: Option<String>,
-    pub cross_version_sessions: Option<bool>,
+    cross_version_sessions: bool = false => cross_version_sessions: bool;
 }
 
 impl Settings {
-    pub(crate) fn apply(&mut self, p: ConfigPatch) {
-        let set = |dst: &mut u64, v: Option<u64>| {
-            if let Some(v) = v {
-                *dst = v;
-            }
-        };
-        set(&mut self.idle_timeout_ms, p.idle_timeout_ms);
-        set(&mut self.hour_ms, p.hour_ms.map(|h| h.max(1)));
-        set(&mut self.login_limit, p.login_limit);
-        set(&mut self.request_limit, p.request_limit);
-        set(&mut self.max_in_flight, p.max_in_flight);
-        if let Some(e) = p.api_endpoint {
-            self.api_endpoint = Some(e).filter(|e| !e.is_empty());
-        }
-        if let Some(s) = p.rate_limit_status {
-            self.rate_limit_status = s;
-        }
-        if let Some(t) = p.mfa_token {
-            self.mfa_token = t;
-        }
-        if let Some(c) = p.cross_version_sessions {
-            self.cross_version_sessions = c;
-        }
+    /// A zero-length window would divide by zero.
+    fn normalized(mut self) -> Self {
+        self.hour_ms = self.hour_ms.max(1);
+        self.api_endpoint = self.api_endpoint.filter(|e| !e.is_empty());
+        self
     }
+}
+
+/// Where the emulator listens: the binary prints this as its first line.
+#[derive(Clone, Debug, Serialize)]
+pub struct Info {
+    pub port: u16,
+    pub control_port: u16,
+    pub scheme: String,
+    /// e.g. `http://127.0.0.1:PORT/api/v2`
+    pub v2_base: String,
+    /// e.g. `http://127.0.0.1:PORT/connect` (v3 paths follow: `/v3/login`)
+    pub v3_base: String,
+    /// e.g. `http://127.0.0.1:CONTROL_PORT`
+    pub control: String,
+    pub ca_file: Option<PathBuf>,
+    pub wrong_ca_file: Option<PathBuf>,
 }

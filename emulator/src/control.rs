@@ -11,11 +11,11 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::config::{Account, ConfigPatch};
-use crate::fault::{EmuBody, Fault};
-use crate::server::{control_error, json_response};
+use crate::body::EmuBody;
+use crate::config::{Account, ConfigPatch, Info};
+use crate::fault::Fault;
+use crate::http::{control_error, json_response};
 use crate::state::Shared;
-use crate::Info;
 
 type Res = Result<Value, (u16, String)>;
 
@@ -96,7 +96,7 @@ async fn route(sh: &Arc<Shared>, info: &Info, method: &Method, path: &str, query
             value(sh.log_since(since))
         }
         (&Method::GET, "/_emu/config") => value(sh.lock().settings.clone()),
-        (&Method::GET, "/_emu/faults") => Ok(json!({"faults": sh.lock().faults()})),
+        (&Method::GET, "/_emu/faults") => Ok(json!({"faults": sh.lock().faults.list()})),
         (&Method::POST, "/_emu/session") => value(sh.session(&parse::<SessionReq>(body)?.session_id)),
         (&Method::POST, "/_emu/expire") => {
             let r: ExpireReq = parse(body)?;
@@ -108,12 +108,12 @@ async fn route(sh: &Arc<Shared>, info: &Info, method: &Method, path: &str, query
             Ok(json!({"expired": n}))
         }
         (&Method::POST, "/_emu/accounts") => {
-            let uid = sh.lock().add_account(parse::<Account>(body)?);
+            let uid = sh.lock().accounts.add(parse::<Account>(body)?);
             Ok(json!({"userId": uid}))
         }
         (&Method::POST, "/_emu/mfa") => {
             let r: MfaReq = parse(body)?;
-            sh.lock().register_device(&r.remember_me_id, &r.device);
+            sh.lock().accounts.register_device(&r.remember_me_id, &r.device);
             Ok(json!({}))
         }
         (&Method::POST, "/_emu/config") => value(sh.configure(parse::<ConfigPatch>(body)?)),
@@ -130,7 +130,7 @@ async fn route(sh: &Arc<Shared>, info: &Info, method: &Method, path: &str, query
             let r: FaultReq = parse(body)?;
             sh.set_faults(r.fault, !r.add);
             sh.listener_settled().await;
-            Ok(json!({"faults": sh.lock().faults()}))
+            Ok(json!({"faults": sh.lock().faults.list()}))
         }
         _ => Err((404, format!("no control endpoint {method} {path}"))),
     }

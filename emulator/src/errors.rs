@@ -9,73 +9,52 @@ pub(crate) struct ApiError {
     pub message: String,
 }
 
-pub(crate) const SYSTEM_ERROR: &str = "BDC_1001";
-pub(crate) const BAD_CREDENTIALS: &str = "BDC_1101";
-pub(crate) const BAD_DEV_KEY: &str = "BDC_1102";
-pub(crate) const DEV_KEY_INACTIVE: &str = "BDC_1103";
-pub(crate) const MISSING_PARAM: &str = "BDC_1108";
-pub(crate) const INVALID_SESSION: &str = "BDC_1109";
-pub(crate) const LOGIN_LOCKED: &str = "BDC_1110";
-pub(crate) const NOT_SUPPORTED: &str = "BDC_1121";
-pub(crate) const BAD_JSON: &str = "BDC_1122";
-pub(crate) const INVALID_PARAM: &str = "BDC_1129";
-pub(crate) const RATE_LIMIT: &str = "BDC_1144";
-pub(crate) const CONCURRENCY: &str = "BDC_1322";
-pub(crate) const UNTRUSTED: &str = "BDC_1361";
+/// BILL's codes, as `BDC_` and the number.
+macro_rules! codes {
+    ($($name:ident = $n:literal),* $(,)?) => {
+        $(pub(crate) const $name: &str = concat!("BDC_", $n);)*
+    };
+}
+
+codes! {
+    SYSTEM_ERROR = 1001, BAD_CREDENTIALS = 1101, BAD_DEV_KEY = 1102, DEV_KEY_INACTIVE = 1103,
+    MISSING_PARAM = 1108, INVALID_SESSION = 1109, LOGIN_LOCKED = 1110, NOT_SUPPORTED = 1121,
+    BAD_JSON = 1122, INVALID_PARAM = 1129, RATE_LIMIT = 1144, CONCURRENCY = 1322, UNTRUSTED = 1361,
+}
+
+/// One constructor per error: its code and message (a format string over its arguments).
+macro_rules! api_errors {
+    ($($(#[doc = $doc:literal])* $name:ident($($arg:ident: $ty:ty),*) => $code:ident, $msg:literal;)*) => {
+        impl ApiError {
+            $($(#[doc = $doc])* pub fn $name($($arg: $ty),*) -> Self {
+                ApiError { code: $code, message: format!($msg) }
+            })*
+        }
+    };
+}
+
+api_errors! {
+    bad_credentials() => BAD_CREDENTIALS, "User name and/or password do not match our records.";
+    bad_dev_key() => BAD_DEV_KEY, "Developer key is invalid.";
+    /// Message seen live; the code is UNCONFIRMED (README: we use BDC_1102).
+    no_dev_key() => BAD_DEV_KEY, "Developer key must be specified.";
+    dev_key_inactive() => DEV_KEY_INACTIVE, "Developer key is inactive.";
+    missing(param: &str) => MISSING_PARAM, "Missing parameter value for parameter: {param}.";
+    /// Two spaces after the first full stop, as BILL sends it.
+    invalid_session() => INVALID_SESSION, "Session is invalid.  Please log in.";
+    login_locked() => LOGIN_LOCKED, "Login is locked.";
+    not_supported() => NOT_SUPPORTED, "API not supported.";
+    bad_json() => BAD_JSON, "Error Parsing Json Object. Please check your request.";
+    invalid(param: &str, value: &str) => INVALID_PARAM, "Invalid parameter value for parameter,value: {param}, {value}.";
+    request_limit(limit: u64) => RATE_LIMIT, "Max number of allowed requests per hour reached: {limit}.";
+    /// The login-limit text is UNCONFIRMED; same shape as the request limit.
+    login_limit(limit: u64) => RATE_LIMIT, "Max number of allowed logins per hour reached: {limit}.";
+    concurrency() => CONCURRENCY, "Max number of concurrent requests per organization reached.";
+    untrusted() => UNTRUSTED, "Untrusted session.";
+    system() => SYSTEM_ERROR, "System error occurred.";
+}
 
 impl ApiError {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into() }
-    }
-    pub fn bad_credentials() -> Self {
-        Self::new(BAD_CREDENTIALS, "User name and/or password do not match our records.")
-    }
-    pub fn bad_dev_key() -> Self {
-        Self::new(BAD_DEV_KEY, "Developer key is invalid.")
-    }
-    /// Message seen live; the code is UNCONFIRMED (README: we use BDC_1102).
-    pub fn no_dev_key() -> Self {
-        Self::new(BAD_DEV_KEY, "Developer key must be specified.")
-    }
-    pub fn dev_key_inactive() -> Self {
-        Self::new(DEV_KEY_INACTIVE, "Developer key is inactive.")
-    }
-    pub fn missing(param: &str) -> Self {
-        Self::new(MISSING_PARAM, format!("Missing parameter value for parameter: {param}."))
-    }
-    /// Two spaces after the first full stop, as BILL sends it.
-    pub fn invalid_session() -> Self {
-        Self::new(INVALID_SESSION, "Session is invalid.  Please log in.")
-    }
-    pub fn login_locked() -> Self {
-        Self::new(LOGIN_LOCKED, "Login is locked.")
-    }
-    pub fn not_supported() -> Self {
-        Self::new(NOT_SUPPORTED, "API not supported.")
-    }
-    pub fn bad_json() -> Self {
-        Self::new(BAD_JSON, "Error Parsing Json Object. Please check your request.")
-    }
-    pub fn invalid(param: &str, value: &str) -> Self {
-        Self::new(INVALID_PARAM, format!("Invalid parameter value for parameter,value: {param}, {value}."))
-    }
-    pub fn request_limit(limit: u64) -> Self {
-        Self::new(RATE_LIMIT, format!("Max number of allowed requests per hour reached: {limit}."))
-    }
-    /// The login-limit text is UNCONFIRMED; same shape as the request limit.
-    pub fn login_limit(limit: u64) -> Self {
-        Self::new(RATE_LIMIT, format!("Max number of allowed logins per hour reached: {limit}."))
-    }
-    pub fn concurrency() -> Self {
-        Self::new(CONCURRENCY, "Max number of concurrent requests per organization reached.")
-    }
-    pub fn untrusted() -> Self {
-        Self::new(UNTRUSTED, "Untrusted session.")
-    }
-    pub fn system() -> Self {
-        Self::new(SYSTEM_ERROR, "System error occurred.")
-    }
-
     /// v2 answers errors with HTTP 200, except "API not supported" (404).
     pub fn v2_status(&self) -> u16 {
         if self.code == NOT_SUPPORTED {
@@ -86,11 +65,7 @@ impl ApiError {
     }
 
     pub fn v2_body(&self) -> Envelope<V2Error<'_>> {
-        Envelope {
-            response_status: 1,
-            response_message: "Error",
-            response_data: V2Error { error_code: self.code, error_message: &self.message },
-        }
+        v2_error(self.code, &self.message)
     }
 
     pub fn v3_status(&self, rate_limit_status: u16) -> u16 {
@@ -114,14 +89,22 @@ impl ApiError {
     }
 
     pub fn v3_body(&self, wall_ms: u64) -> [V3Error<'_>; 1] {
-        [V3Error {
-            timestamp: iso_utc(wall_ms),
-            code: self.code,
-            severity: "ERROR",
-            category: self.v3_category(),
-            message: &self.message,
-        }]
+        v3_error(self.code, self.v3_category(), &self.message, wall_ms)
     }
+}
+
+/// A v2 error envelope with any code and message (faults send odd ones).
+pub(crate) fn v2_error<'a>(code: &'a str, message: &'a str) -> Envelope<V2Error<'a>> {
+    Envelope {
+        response_status: 1,
+        response_message: "Error",
+        response_data: V2Error { error_code: code, error_message: message },
+    }
+}
+
+/// A v3 error array with any code and message.
+pub(crate) fn v3_error<'a>(code: &'a str, category: &'static str, message: &'a str, wall_ms: u64) -> [V3Error<'a>; 1] {
+    [V3Error { timestamp: iso_utc(wall_ms), code, severity: "ERROR", category, message }]
 }
 
 // Structs, not `json!`, so fields go out in BILL's order.

@@ -11,10 +11,13 @@
 //! methods here) inspect and steer it. See README.md for the choices made where
 //! BILL's behaviour is unconfirmed.
 
+mod body;
 mod config;
 mod control;
+mod echo;
 mod errors;
 mod fault;
+mod http;
 mod server;
 mod state;
 mod tls;
@@ -27,32 +30,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::runtime::Runtime;
 
 pub use config::{
-    Account, Config, ConfigPatch, Settings, DEMO_DEV_KEY, DEMO_ORG, DEMO_ORG_NAME, DEMO_PASSWORD, DEMO_USER,
+    Account, Config, ConfigPatch, Info, Patch, SettingValue, Settings, DEMO_DEV_KEY, DEMO_ORG, DEMO_ORG_NAME,
+    DEMO_PASSWORD, DEMO_USER,
 };
-pub use fault::{Fault, FaultMode, FaultTarget};
+pub use fault::{Echo, EchoEncoding, EchoPlace, EchoSecret, Fault, FaultMode, FaultTarget};
 pub use state::{Api, EndReason, Event, EventKind, SessionInfo, Stats, Violation};
 
 use state::Shared;
-
-/// Where the emulator listens: the binary prints this as its first line.
-#[derive(Clone, Debug, Serialize)]
-pub struct Info {
-    pub port: u16,
-    pub control_port: u16,
-    pub scheme: String,
-    /// e.g. `http://127.0.0.1:PORT/api/v2`
-    pub v2_base: String,
-    /// e.g. `http://127.0.0.1:PORT/connect` (v3 paths follow: `/v3/login`)
-    pub v3_base: String,
-    /// e.g. `http://127.0.0.1:CONTROL_PORT`
-    pub control: String,
-    pub ca_file: Option<PathBuf>,
-    pub wrong_ca_file: Option<PathBuf>,
-}
 
 /// A running emulator. Dropping it stops the servers and joins their threads.
 pub struct Emulator {
@@ -174,11 +161,11 @@ impl Emulator {
     }
     /// Adds or replaces the account for (userName, orgId); returns its userId.
     pub fn add_account(&self, account: Account) -> String {
-        self.sh.lock().add_account(account)
+        self.sh.lock().accounts.add(account)
     }
     /// Registers a trusted MFA device: (rememberMeId, device) for v3 or (mfaId, deviceId) for v2.
     pub fn register_mfa(&self, remember_me_id: &str, device: &str) {
-        self.sh.lock().register_device(remember_me_id, device)
+        self.sh.lock().accounts.register_device(remember_me_id, device)
     }
     /// Replaces all faults with this one (`FaultMode::None` clears). A refuse
     /// fault has closed the port when this returns.
@@ -197,7 +184,7 @@ impl Emulator {
     }
     /// Active faults; `count` is what remains (0 = until cleared).
     pub fn faults(&self) -> Vec<Fault> {
-        self.sh.lock().faults()
+        self.sh.lock().faults.list()
     }
     /// Moves the emulator's clock forward (sessions idle out, rate windows roll).
     pub fn advance_clock(&self, by: Duration) {

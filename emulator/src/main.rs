@@ -4,57 +4,93 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use bill_emulator::{Account, Config, Emulator};
+use bill_emulator::{Account, Config, ConfigPatch, Emulator};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 
-const USAGE: &str = "usage: bill-emulator [--port N] [--control-port N] [--idle-timeout-ms N] [--hour-ms N]
-  [--login-limit N] [--request-limit N] [--max-in-flight N] [--rate-limit-status N]
-  [--api-endpoint URL] [--tls] [--state-dir DIR] [--exit-on-stdin-eof]
-  [--user NAME] [--password PW] [--org ORGID] [--org-name NAME] [--dev-key KEY]";
-
-struct Cli {
-    cfg: Config,
-    exit_on_stdin_eof: bool,
+/// Flags of the seeded account (the demo account unless changed).
+#[derive(clap::Args)]
+struct AccountFlags {
+    /// The seeded account's user name.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// Its password.
+    #[arg(long, value_name = "PW")]
+    password: Option<String>,
+    /// Its organization id.
+    #[arg(long, value_name = "ORGID")]
+    org: Option<String>,
+    /// Its organization's name.
+    #[arg(long, value_name = "NAME")]
+    org_name: Option<String>,
+    /// Its devKey.
+    #[arg(long, value_name = "KEY")]
+    dev_key: Option<String>,
 }
 
-fn parse(args: Vec<String>) -> Result<Cli, String> {
-    let mut cfg = Config::default();
-    let mut acct = Account::demo();
-    let mut exit_on_stdin_eof = false;
-    // `--flag=value` is split so that no value is ever echoed in an error.
-    let mut it = args.into_iter().flat_map(|a| match a.split_once('=') {
-        Some((f, v)) if f.starts_with("--") => vec![f.to_string(), v.to_string()],
-        _ => vec![a],
-    });
-    while let Some(flag) = it.next() {
-        let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        let num = |v: String| v.parse::<u64>().map_err(|_| format!("{flag}: not a number: {v}"));
-        match flag.as_str() {
-            "--port" => cfg.port = num(val()?)? as u16,
-            "--control-port" => cfg.control_port = num(val()?)? as u16,
-            "--idle-timeout-ms" => cfg.idle_timeout = Duration::from_millis(num(val()?)?),
-            "--hour-ms" => cfg.hour = Duration::from_millis(num(val()?)?.max(1)),
-            "--login-limit" => cfg.login_limit = num(val()?)?,
-            "--request-limit" => cfg.request_limit = num(val()?)?,
-            "--max-in-flight" => cfg.max_in_flight = num(val()?)?,
-            "--rate-limit-status" => cfg.rate_limit_status = num(val()?)? as u16,
-            "--api-endpoint" => cfg.api_endpoint = Some(val()?),
-            "--tls" => cfg.tls = true,
-            "--state-dir" => cfg.state_dir = Some(PathBuf::from(val()?)),
-            "--exit-on-stdin-eof" => exit_on_stdin_eof = true,
-            "--user" => acct.user_name = val()?,
-            "--password" => acct.password = val()?,
-            "--org" => acct.org_id = val()?,
-            "--org-name" => acct.org_name = Some(val()?),
-            "--dev-key" => acct.dev_key = val()?,
-            "-h" | "--help" => return Err(String::new()),
-            other if other.starts_with('-') => return Err(format!("unknown flag: {other}")),
-            _ => return Err("unexpected argument (values follow their flag)".into()),
+impl AccountFlags {
+    fn account(self) -> Account {
+        let demo = Account::demo();
+        Account {
+            user_name: self.user.unwrap_or(demo.user_name),
+            password: self.password.unwrap_or(demo.password),
+            org_id: self.org.unwrap_or(demo.org_id),
+            org_name: self.org_name.or(demo.org_name),
+            dev_key: self.dev_key.unwrap_or(demo.dev_key),
+            ..demo
         }
     }
-    cfg.accounts = vec![acct];
-    Ok(Cli { cfg, exit_on_stdin_eof })
+}
+
+/// Runs the BILL emulator and prints where it listens as one JSON line.
+#[derive(Parser)]
+#[command(name = "bill-emulator", args_override_self = true)]
+struct Cli {
+    /// Main port on 127.0.0.1 (0 = a free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Control port on 127.0.0.1 (0 = a free port).
+    #[arg(long, default_value_t = 0)]
+    control_port: u16,
+    #[command(flatten)]
+    settings: ConfigPatch,
+    /// Serve the main port over HTTPS with a generated CA.
+    #[arg(long)]
+    tls: bool,
+    /// Where CA files and emulator.json go.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Exit when stdin closes.
+    #[arg(long)]
+    exit_on_stdin_eof: bool,
+    #[command(flatten)]
+    account: AccountFlags,
+    /// Print the seeded account (the demo account, changed by the account
+    /// flags) as one JSON line and exit; test suites read it from here.
+    #[arg(long)]
+    print_demo_account: bool,
+}
+
+/// Clap's own messages quote the values they reject; a value may be a secret.
+fn flag_error(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let arg = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(a)) => a.split(['=', ' ']).next().unwrap_or("").to_string(),
+        _ => String::new(),
+    };
+    let no_value = matches!(e.get(ContextKind::InvalidValue), Some(ContextValue::String(v)) if v.is_empty());
+    match e.kind() {
+        ErrorKind::UnknownArgument if arg.starts_with('-') => format!("unknown flag: {arg}"),
+        ErrorKind::UnknownArgument => "unexpected argument (values follow their flag)".into(),
+        ErrorKind::InvalidValue if no_value => format!("{arg} needs a value"),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => format!("{arg}: invalid or out-of-range value"),
+        ErrorKind::NoEquals | ErrorKind::TooFewValues | ErrorKind::WrongNumberOfValues => {
+            format!("{arg} needs a value")
+        }
+        ErrorKind::ArgumentConflict | ErrorKind::TooManyValues => format!("{arg} given more than once"),
+        _ => "bad command line".into(),
+    }
 }
 
 /// Blocks until SIGTERM, SIGINT, or (if asked) end of stdin.
@@ -85,19 +121,32 @@ fn wait_for_exit(exit_on_stdin_eof: bool) -> std::io::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli = match parse(std::env::args().skip(1).collect()) {
+    let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(msg) if msg.is_empty() => {
-            println!("{USAGE}");
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
             return ExitCode::SUCCESS;
         }
-        Err(msg) => {
-            eprintln!("bill-emulator: {msg}\n{USAGE}");
+        Err(e) => {
+            eprintln!("bill-emulator: {}\n{}", flag_error(&e), Cli::command().render_usage());
             return ExitCode::from(2);
         }
     };
-    let state_dir = cli.cfg.state_dir.clone();
-    let emu = match Emulator::start(cli.cfg) {
+    let account = cli.account.account();
+    if cli.print_demo_account {
+        println!("{}", serde_json::to_string(&account).expect("account serializes"));
+        return ExitCode::SUCCESS;
+    }
+    let mut cfg = Config {
+        port: cli.port,
+        control_port: cli.control_port,
+        tls: cli.tls,
+        state_dir: cli.state_dir.clone(),
+        accounts: vec![account],
+        ..Config::default()
+    };
+    cfg.apply(cli.settings);
+    let emu = match Emulator::start(cfg) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("bill-emulator: cannot start: {e}");
@@ -105,7 +154,7 @@ fn main() -> ExitCode {
         }
     };
     let line = serde_json::to_string(emu.info()).expect("info serializes");
-    if let Some(dir) = state_dir {
+    if let Some(dir) = cli.state_dir {
         let _ =
             std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(dir.join("emulator.json"), format!("{line}\n")));
     }

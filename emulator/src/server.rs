@@ -10,106 +10,24 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
-use serde::Serialize;
-use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+use crate::body::EmuBody;
+use crate::config::Info;
 use crate::errors::ApiError;
-use crate::fault::{EmuBody, Fault, FaultMode, FaultTarget};
+use crate::fault::{Fault, FaultMode, FaultTarget};
+use crate::http::{error_outcome, response, Req, HTML, JSON};
 use crate::state::{Api, EventKind, Record, Shared};
-use crate::{control, v2, v3, Info};
+use crate::{control, echo, v2, v3};
 
 const MAX_BODY: usize = 8 << 20;
-pub(crate) const JSON: &str = "application/json";
-const HTML: &str = "text/html; charset=utf-8";
-
-/// A fully read main-port request.
-pub(crate) struct Req {
-    pub method: Method,
-    pub path: String,
-    pub query: Option<String>,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Req {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty())
-    }
-    pub fn content_type_is(&self, want: &str) -> bool {
-        self.header("content-type")
-            .and_then(|c| c.split(';').next())
-            .is_some_and(|c| c.trim().eq_ignore_ascii_case(want))
-    }
-}
-
-/// What a handler decided; logged, then sent.
-pub(crate) struct Outcome {
-    pub status: u16,
-    pub content_type: Option<&'static str>,
-    pub body: Bytes,
-    pub kind: EventKind,
-    pub session_id: Option<String>,
-    pub code: Option<&'static str>,
-}
-
-impl Outcome {
-    pub fn json(status: u16, kind: EventKind, session_id: Option<String>, v: &impl Serialize) -> Self {
-        let body = serde_json::to_vec(v).unwrap_or_default().into();
-        Outcome { status, content_type: Some(JSON), body, kind, session_id, code: None }
-    }
-    pub fn empty(kind: EventKind, session_id: Option<String>) -> Self {
-        Outcome { status: 200, content_type: None, body: Bytes::new(), kind, session_id, code: None }
-    }
-}
-
-/// An error reply, with the session it concerned (for the log).
-pub(crate) struct Rejection {
-    pub err: ApiError,
-    pub session_id: Option<String>,
-}
-
-impl From<ApiError> for Rejection {
-    fn from(err: ApiError) -> Self {
-        Rejection { err, session_id: None }
-    }
-}
-
-pub(crate) fn with_session(session_id: Option<&str>) -> impl FnOnce(ApiError) -> Rejection + '_ {
-    move |err| Rejection { err, session_id: session_id.map(str::to_string) }
-}
-
-pub(crate) fn error_outcome(sh: &Shared, api: Api, r: Rejection) -> Outcome {
-    let mut o = match api {
-        Api::V2 => Outcome::json(r.err.v2_status(), EventKind::Rejected, r.session_id, &r.err.v2_body()),
-        Api::V3 => {
-            let status = r.err.v3_status(sh.lock().settings.rate_limit_status);
-            Outcome::json(status, EventKind::Rejected, r.session_id, &r.err.v3_body(sh.clock.wall_ms()))
-        }
-    };
-    o.code = Some(r.err.code);
-    o
-}
-
-/// A required string field of a JSON object (v2 `data`, v3 bodies).
-pub(crate) fn json_str<'a>(v: &'a Value, key: &str) -> Result<&'a str, ApiError> {
-    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or_else(|| ApiError::missing(key))
-}
-
-/// Holds a generic call for `sleepMs` (capped at two minutes) to keep it in flight.
-pub(crate) async fn hold(v: &Value) {
-    if let Some(ms) = v.get("sleepMs").and_then(Value::as_u64) {
-        tokio::time::sleep(Duration::from_millis(ms.min(120_000))).await;
-    }
-}
-
 /// Which fault target a request belongs to.
 fn class_of(api: Api, method: &Method, path: &str) -> FaultTarget {
     let post = method == Method::POST;
@@ -126,17 +44,8 @@ fn class_of(api: Api, method: &Method, path: &str) -> FaultTarget {
     }
 }
 
-fn response(status: u16, content_type: Option<&str>, body: EmuBody) -> Response<EmuBody> {
-    let mut r = Response::new(body);
-    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(c).ok()) {
-        r.headers_mut().insert(CONTENT_TYPE, ct);
-    }
-    r
-}
-
 /// The reply of a fault that stands in for the real one.
-fn fault_response(sh: &Shared, f: &Fault, api: Api, fd: RawFd) -> Response<EmuBody> {
+fn fault_response(sh: &Shared, f: &Fault, req: &Req, api: Api, fd: RawFd) -> Response<EmuBody> {
     let cut = match api {
         Api::V2 => r#"{"response_status":0,"response_message":"Success","response_data":{"sessionId":"#,
         Api::V3 => r#"{"organizationId":"00901","sessionId":"#,
@@ -158,6 +67,12 @@ fn fault_response(sh: &Shared, f: &Fault, api: Api, fd: RawFd) -> Response<EmuBo
             response(503, Some(HTML), EmuBody::full("<html><body><h1>503 Service Unavailable</h1></body></html>"))
         }
         FaultMode::Malformed => response(200, Some(JSON), EmuBody::full(cut)),
+        FaultMode::Echo => {
+            let e = echo::reply(sh, req, api, &f.echo.clone().unwrap_or_default());
+            let mut r = response(e.status, None, EmuBody::full(e.body));
+            r.headers_mut().insert(CONTENT_TYPE, e.content_type);
+            r
+        }
         _ => response(200, Some(JSON), EmuBody::huge()),
     }
 }
@@ -171,6 +86,11 @@ async fn handle_main(sh: Arc<Shared>, fd: RawFd, req: Request<Incoming>) -> Resp
         sh.check_query(&path, q);
     }
     let api = if path.starts_with("/connect") { Api::V3 } else { Api::V2 };
+    let chunked = parts
+        .headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.to_ascii_lowercase().contains("chunked")));
     let body = Limited::new(body, MAX_BODY).collect().await.map(|c| c.to_bytes()).ok();
     let req = Req { method: parts.method, path, query, headers: parts.headers, body: body.clone().unwrap_or_default() };
     let class = class_of(api, &req.method, &req.path);
@@ -188,10 +108,11 @@ async fn handle_main(sh: Arc<Shared>, fd: RawFd, req: Request<Incoming>) -> Resp
             code,
             status,
             fault,
+            chunked,
         });
     };
     if let Some(f) = fault.as_ref().filter(|f| f.replaces_reply()) {
-        let r = fault_response(&sh, f, api, fd);
+        let r = fault_response(&sh, f, &req, api, fd);
         record(EventKind::Fault, None, None, r.status().as_u16(), Some(f));
         return r;
     }
@@ -314,12 +235,4 @@ pub(crate) async fn run_control(sh: Arc<Shared>, l: TcpListener, info: Arc<Info>
             let _ = http1::Builder::new().serve_connection(TokioIo::new(s), svc).await;
         });
     }
-}
-
-pub(crate) fn json_response(status: u16, v: &Value) -> Response<EmuBody> {
-    response(status, Some(JSON), EmuBody::full(v.to_string()))
-}
-
-pub(crate) fn control_error(status: u16, msg: &str) -> Response<EmuBody> {
-    json_response(status, &json!({ "error": msg }))
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::errors::{ApiError, Envelope};
-use crate::server::{error_outcome, hold, json_str, with_session, Outcome, Rejection, Req};
+use crate::http::{error_outcome, hold, json_str, with_session, Outcome, Rejection, Req};
 use crate::state::{Api, EndReason, EventKind, LoginReq, Shared};
 
 type Res = Result<Outcome, Rejection>;
@@ -109,7 +109,7 @@ fn list_orgs(sh: &Shared, p: &Params) -> Res {
     let mut g = sh.lock();
     g.sign_in(dev_key, user, password, wall)?;
     let orgs: Vec<Value> =
-        g.orgs_of(user).into_iter().map(|(id, name)| json!({"orgId": id, "orgName": name})).collect();
+        g.accounts.orgs_of(user).into_iter().map(|(id, name)| json!({"orgId": id, "orgName": name})).collect();
     Ok(ok(EventKind::ListOrgs, None, Value::Array(orgs)))
 }
 
@@ -137,7 +137,7 @@ async fn authed(sh: &Arc<Shared>, p: &Params, sub: &str) -> Res {
         "MFAChallenge.json" => {
             p.data().map_err(reject)?;
             g.accept();
-            let challenge = sh.lock().new_challenge();
+            let challenge = sh.lock().accounts.new_challenge();
             Ok(ok(EventKind::Call, id, json!({"challengeId": challenge})))
         }
         "MFAAuthenticate.json" => {
@@ -158,7 +158,7 @@ async fn authed(sh: &Arc<Shared>, p: &Params, sub: &str) -> Res {
             let trusted = (|| {
                 let d = p.data()?;
                 let inner = sh.lock();
-                Ok(inner.is_trusted_device(json_str(&d, "mfaId")?, json_str(&d, "deviceId")?))
+                Ok(inner.accounts.is_trusted_device(json_str(&d, "mfaId")?, json_str(&d, "deviceId")?))
             })()
             .map_err(reject)?;
             g.accept();

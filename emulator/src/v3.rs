@@ -7,7 +7,7 @@ use hyper::Method;
 use serde_json::{json, Value};
 
 use crate::errors::ApiError;
-use crate::server::{error_outcome, hold, json_str, with_session, Outcome, Rejection, Req};
+use crate::http::{error_outcome, hold, json_str, with_session, Outcome, Rejection, Req};
 use crate::state::{Api, EndReason, EventKind, Grant, LoginReq, Shared};
 
 type Res = Result<Outcome, Rejection>;
@@ -76,7 +76,7 @@ fn partner_login(sh: &Shared, b: &Value) -> Res {
     let (now, wall) = (sh.clock.now_ms(), sh.clock.wall_ms());
     let mut g = sh.lock();
     g.sign_in(app_key, user, password, wall)?;
-    let uid = g.user_id(user);
+    let uid = g.accounts.user_id(user);
     let grant = Grant { dev_key: app_key, org_id: "", user_id: &uid, api: Api::V3, trusted: false, partner: true };
     let s = g.new_session(&grant, now);
     Ok(ok(EventKind::Login, Some(s.id.clone()), json!({"sessionId": s.id})))
@@ -91,10 +91,10 @@ fn login_as_user(sh: &Shared, req: &Req, b: &Value) -> Res {
     g.partner_session(sid.unwrap_or(""), app_key, now).map_err(reject)?;
     let user_id = json_str(b, "userId")?;
     let org = json_str(b, "organizationId")?;
-    if !g.user_by_id(user_id, org) {
+    if !g.accounts.user_by_id(user_id, org) {
         return Err(ApiError::invalid("organizationId", org).into());
     }
-    let trusted = device(b).is_some_and(|(id, dev)| g.is_trusted_device(id, dev));
+    let trusted = device(b).is_some_and(|(id, dev)| g.accounts.is_trusted_device(id, dev));
     let grant = Grant { dev_key: app_key, org_id: org, user_id, api: Api::V3, trusted, partner: false };
     let s = g.new_session(&grant, now);
     Ok(ok(EventKind::Login, Some(s.id.clone()), json!({"sessionId": s.id, "trusted": trusted})))
@@ -119,7 +119,7 @@ async fn authed(sh: &Arc<Shared>, req: &Req, sub: &str, b: Value) -> Res {
         }
         (&Method::POST, "mfa/challenge") => {
             g.accept();
-            let challenge = sh.lock().new_challenge();
+            let challenge = sh.lock().accounts.new_challenge();
             Ok(ok(EventKind::Call, id, json!({"challengeId": challenge})))
         }
         (&Method::POST, "mfa/challenge/validate") => {
@@ -137,7 +137,7 @@ async fn authed(sh: &Arc<Shared>, req: &Req, sub: &str, b: Value) -> Res {
             (|| {
                 let (remember_id, device) = (json_str(&b, "rememberMeId")?, json_str(&b, "device")?);
                 let mut inner = sh.lock();
-                if !inner.is_trusted_device(remember_id, device) {
+                if !inner.accounts.is_trusted_device(remember_id, device) {
                     return Err(ApiError::invalid("device", device));
                 }
                 inner.set_trusted(&g.view.id);

@@ -94,10 +94,39 @@ fn tls_state_dir_and_sigterm() {
 
 #[test]
 fn bad_flag_exits_2() {
-    for args in [&["--bogus"][..], &["--passwd=hunter2-secret"], &["--port", "x"], &["stray-hunter2-secret"]] {
+    let bad: [&[&str]; 8] = [
+        &["--bogus"],
+        &["--passwd=hunter2-secret"],
+        &["--port", "x"],
+        &["stray-hunter2-secret"],
+        &["--port", "99999"],
+        &["--control-port=65616"],
+        &["--rate-limit-status", "70000"],
+        &["--login-limit", "-1"],
+    ];
+    for args in bad {
         let out = Command::new(env!("CARGO_BIN_EXE_bill-emulator")).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(out.stdout.is_empty());
         assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2"), "{args:?}");
     }
+}
+
+#[test]
+fn print_demo_account() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_bill-emulator")).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let demo = run(&["--print-demo-account"]);
+    assert_eq!(demo["userName"], bill_emulator::DEMO_USER);
+    assert_eq!(demo["password"], bill_emulator::DEMO_PASSWORD);
+    assert_eq!(demo["orgId"], bill_emulator::DEMO_ORG);
+    assert_eq!(demo["orgName"], bill_emulator::DEMO_ORG_NAME);
+    assert_eq!(demo["devKey"], bill_emulator::DEMO_DEV_KEY);
+    // The account flags change what is seeded, and so what is printed.
+    let changed = run(&["--print-demo-account", "--user", "other@example.com", "--dev-key=K2"]);
+    assert_eq!((changed["userName"].as_str(), changed["devKey"].as_str()), (Some("other@example.com"), Some("K2")));
+    assert_eq!(changed["password"], bill_emulator::DEMO_PASSWORD);
 }

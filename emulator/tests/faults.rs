@@ -203,3 +203,159 @@ fn temporary_ca_folder_is_removed_on_drop() {
     drop(e);
     assert!(!ca.exists());
 }
+
+/// A realistic hostile password: spaces, quotes, `&`, `+`, `/` and non-ASCII.
+const ECHO_PW: &str = "correct \"horse\" & battery+staple/é ü";
+const ECHO_USER: &str = "Echo.User@Example.com";
+const ECHO_KEY: &str = "ECHO-DEVKEY-0123456789";
+
+fn echo_emu() -> Emulator {
+    let e = emu();
+    e.add_account(Account::new(ECHO_USER, ECHO_PW, "00901ECHO", ECHO_KEY));
+    e
+}
+
+fn echo_v2_login(e: &Emulator) -> Resp {
+    v2(e, "Login.json", &[("userName", ECHO_USER), ("password", ECHO_PW), ("orgId", "00901ECHO"), ("devKey", ECHO_KEY)])
+}
+
+fn echo_v3_login(e: &Emulator) -> Resp {
+    let body = json!({"username": ECHO_USER, "password": ECHO_PW, "organizationId": "00901ECHO", "devKey": ECHO_KEY});
+    v3(e, "POST", "/v3/login", None, Some(&body))
+}
+
+#[test]
+fn echo_puts_a_request_secret_in_the_error() {
+    let e = echo_emu();
+    // Raw, in the message, straddling a 512-character cut.
+    e.set_fault(Fault::echo(Echo::new(EchoSecret::Password).offset(500)).target(FaultTarget::Login).count(1));
+    let r = echo_v2_login(&e);
+    assert_eq!((r.status, r.v2_code().as_deref()), (200, Some("BDC_1111")));
+    assert_eq!(r.v2_message(), format!("{}{ECHO_PW}", "x".repeat(500)));
+    assert_eq!(e.stats().logins, 0, "the request was not processed");
+    assert!(echo_v2_login(&e).v2_data()["sessionId"].is_string(), "count 1");
+
+    // JSON-escaped, as the v3 error code itself, with a chosen status.
+    let echo = Echo::new(EchoSecret::Password).place(EchoPlace::Code).encoding(EchoEncoding::Json).offset(3);
+    e.set_fault(Fault::echo(echo.status(401)).count(1));
+    let r = echo_v3_login(&e);
+    assert_eq!(r.status, 401);
+    let want = r#"xxxcorrect \u0022horse\u0022 \u0026 battery+staple\/\u00e9 \u00fc"#;
+    assert_eq!(r.v3_code(), want);
+
+    // Form-encoded in the Content-Type, taken from the session's account on a
+    // keepalive that does not carry the password.
+    let sid = echo_v3_login(&e).json()["sessionId"].as_str().unwrap().to_string();
+    let echo = Echo::new(EchoSecret::Password).place(EchoPlace::ContentType).encoding(EchoEncoding::Form).offset(60);
+    e.set_fault(Fault::echo(echo).target(FaultTarget::Keepalive).count(1));
+    let r = read(
+        agent()
+            .get(format!("{}/v3/login/session", e.v3_base()))
+            .header("devKey", ECHO_KEY)
+            .header("sessionId", &sid)
+            .call(),
+    );
+    let form = "correct+%22horse%22+%26+battery%2Bstaple%2F%C3%A9+%C3%BC";
+    let want = format!("text/plain;x={}{form}", "x".repeat(60 - "text/plain;x=".len()));
+    assert_eq!(r.content_type.as_deref(), Some(want.as_str()));
+    assert_eq!(r.v3_code(), "BDC_1111");
+
+    // Upper-cased user name, the session id from a header, the devKey from a v2 form.
+    let echo = Echo::new(EchoSecret::UserName).encoding(EchoEncoding::Upper).code("BDC_1101");
+    e.set_fault(Fault::echo(echo).count(1));
+    assert_eq!(echo_v2_login(&e).v2_message(), ECHO_USER.to_uppercase());
+    e.set_fault(Fault::echo(Echo::new(EchoSecret::SessionId)).count(1));
+    let r = v3(&e, "GET", "/v3/login/session", Some(&sid), None);
+    assert_eq!(r.json()[0]["message"], sid.as_str());
+    e.set_fault(Fault::echo(Echo::new(EchoSecret::DevKey).offset(2)).count(1));
+    let r = v2(&e, "GetSessionInfo.json", &[("devKey", ECHO_KEY), ("sessionId", "nope")]);
+    assert_eq!(r.v2_message(), format!("xx{ECHO_KEY}"));
+
+    // The log names the fault, never the echoed text.
+    let log = e.log();
+    assert!(log
+        .iter()
+        .filter(|ev| ev.fault == Some(FaultMode::Echo))
+        .all(|ev| ev.kind == EventKind::Fault && ev.code.is_none() && ev.session_id.is_none()));
+    assert_eq!(log.iter().filter(|ev| ev.fault == Some(FaultMode::Echo)).count(), 6);
+}
+
+#[test]
+fn echo_through_the_control_port() {
+    let e = echo_emu();
+    let body = json!({"mode": "echo", "target": "login", "count": 1,
+        "echo": {"secret": "user_name", "place": "message", "encoding": "upper", "offset": 10, "code": "BDC_1109", "status": 418}});
+    let r = read(
+        agent()
+            .post(format!("{}/_emu/faults", e.control_base()))
+            .content_type("application/json")
+            .send(body.to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["faults"][0]["echo"]["secret"], "user_name");
+    let r = echo_v3_login(&e);
+    assert_eq!((r.status, r.v3_code().as_str()), (418, "BDC_1109"));
+    assert_eq!(r.json()[0]["message"], format!("xxxxxxxxxx{}", ECHO_USER.to_uppercase()));
+    // An echo without details echoes the raw password in the message.
+    let r = read(
+        agent()
+            .post(format!("{}/_emu/faults", e.control_base()))
+            .content_type("application/json")
+            .send(r#"{"mode":"echo"}"#),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(echo_v2_login(&e).v2_message(), ECHO_PW);
+}
+
+/// Sends raw HTTP/1.1 (with `Connection: close`) and returns the whole reply.
+fn raw(e: &Emulator, head: &str, body: &str) -> String {
+    let mut s = connect(e).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "{head}Host: x\r\nConnection: close\r\n\r\n{body}").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn chunked_request_bodies_are_counted() {
+    let e = emu();
+    let sid = v3_login(&e);
+    let plain = raw(
+        &e,
+        &format!(
+            "POST /connect/v3/logout HTTP/1.1\r\ndevKey: {DEMO_DEV_KEY}\r\nsessionId: nope\r\nContent-Length: 0\r\n"
+        ),
+        "",
+    );
+    assert!(plain.starts_with("HTTP/1.1 401"), "{plain}");
+    assert_eq!(e.stats().chunked_requests, 0);
+    let chunked = raw(
+        &e,
+        &format!("POST /connect/v3/logout HTTP/1.1\r\ndevKey: {DEMO_DEV_KEY}\r\nsessionId: {sid}\r\nTransfer-Encoding: chunked\r\n"),
+        "0\r\n\r\n",
+    );
+    assert!(chunked.starts_with("HTTP/1.1 200"), "{chunked}");
+    assert_eq!(e.stats().chunked_requests, 1);
+    let flags: Vec<bool> = e.log().iter().map(|ev| ev.chunked).collect();
+    assert_eq!(flags, vec![false, false, true]);
+    let log = read(agent().get(format!("{}/_emu/log", e.control_base())).call()).json();
+    assert_eq!(log[2]["chunked"], true);
+}
+
+#[test]
+fn delay_can_hold_calls_only() {
+    let e = Arc::new(emu());
+    let sid = v2_login(&e);
+    e.set_fault(Fault::new(FaultMode::Delay).target(FaultTarget::Calls).delay_ms(3000).count(1));
+    let held = {
+        let (e, sid) = (e.clone(), sid.clone());
+        std::thread::spawn(move || v2_call(&e, "List/Vendor.json", &sid, &json!({})).status)
+    };
+    wait_until("the held call processed", || e.stats().calls == 1);
+    // Sign-in and keepalive go through while the call is held.
+    v2_login(&e);
+    assert_eq!(read(keepalive(&e, &sid)).v2_code(), None);
+    assert!(!held.is_finished(), "the call is still held");
+    assert_eq!(held.join().unwrap(), 200);
+}

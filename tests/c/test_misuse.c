@@ -1,5 +1,5 @@
 /*
- * Misuse of the C API (issue #6, part 2): every exported function gets NULL
+ * Misuse of the C API: every exported function gets NULL
  * for each pointer, zero-length and one-byte-too-small buffers, non-UTF-8
  * bytes, a 1 MiB string, unknown enum values, and calls after logout; each
  * must return the status include/bill.h documents, write no output on
@@ -47,17 +47,7 @@ static const char bad_utf8[][8] = {"\xff\xfe", "\xc0\xaf", "\xed\xa0\x80", "\xe2
 #define N_BAD (sizeof bad_utf8 / sizeof bad_utf8[0])
 
 static bill_options *good_options(unsigned api) {
-    bill_options *o = NULL;
-    if (bill_options_new(&o) != BILL_OK) exit(2);
-    const char *user = env("BILL_USER"), *pw = env("BILL_PASSWORD"), *dev = env("BILL_DEV_KEY");
-    ST(bill_options_set_user_name(o, (const uint8_t *)user, strlen(user)), BILL_OK);
-    ST(bill_options_set_password(o, (const uint8_t *)pw, strlen(pw)), BILL_OK);
-    ST(bill_options_set_dev_key(o, (const uint8_t *)dev, strlen(dev)), BILL_OK);
-    ST(bill_options_set_org_id(o, env("BILL_ORG_ID")), BILL_OK);
-    ST(bill_options_set_api_version(o, api), BILL_OK);
-    ST(bill_options_set_base_url(o, env(api == BILL_API_V2 ? "BILL_V2_BASE_URL" : "BILL_V3_BASE_URL")), BILL_OK);
-    const char *ca = getenv("BILL_CA_FILE");
-    if (ca && *ca) ST(bill_options_set_ca_file(o, ca), BILL_OK);
+    bill_options *o = emu_options(api);
     ST(bill_options_set_request_timeout_ms(o, 10000), BILL_OK);
     ST(bill_options_set_sign_in_budget(o, 10000, 3600000), BILL_OK);
     return o;

@@ -1,5 +1,5 @@
-/* Loading and unloading libbill (issue #6, part 6), against the emulator
- * started by scripts/with-emulator.sh. Usage: test_unload /path/to/libbill.so
+/* Loading and unloading libbill, against the emulator started by
+ * scripts/with-emulator.sh. Usage: test_unload /path/to/libbill.so
  *
  * 100 times in one process: dlopen, sign in, read the id, call, free
  * everything, dlclose. Required: no crash, and no thread left behind (the
@@ -16,7 +16,6 @@
  *    before dlclose, so its TLS destructors have run; then nothing should
  *    hold the library and dlclose must unload it (checked with glibc), so
  *    each round loads and initialises libbill afresh. */
-#include <dirent.h>
 #include <dlfcn.h>
 #include <link.h>
 #include <pthread.h>
@@ -35,38 +34,6 @@
 #define WAIT_MS 10000
 
 static const char *lib_path;
-
-
-/* Threads in this process; with `scheduler` set, only those named bill-scheduler. */
-static int count_threads(int scheduler) {
-    DIR *d = opendir("/proc/self/task");
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
-        if (!scheduler) {
-            n++;
-            continue;
-        }
-        char path[300], name[64] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        if (fgets(name, sizeof name, f) && strncmp(name, "bill-scheduler", 14) == 0) n++;
-        fclose(f);
-    }
-    closedir(d);
-    return n;
-}
-
-/* A thread that has been joined may linger in /proc for a moment: poll. */
-static int wait_threads(int scheduler, int want) {
-    uint64_t end = now_ms() + WAIT_MS;
-    int n;
-    while ((n = count_threads(scheduler)) != want && now_ms() < end) sleep_ms(5);
-    return n;
-}
 
 static int phdr_cb(struct dl_phdr_info *info, size_t size, void *data) {
     (void)size;
@@ -170,9 +137,10 @@ static int use_library(const struct api *a, int round) {
         fprintf(stderr, "round %d: login failed: %u %s\n", round, (unsigned)st, d);
         return 1;
     }
-    if (count_threads(1) > 1) bad++; /* never more than one background thread */
+    if (count_threads("bill-scheduler") > 1) bad++; /* never more than one background thread */
     char id[256];
-    if (a->session_id(s, id, sizeof id, NULL) != BILL_OK || emu_session_valid(id) != 1) {
+    long since = emu_now();
+    if (a->session_id(s, id, sizeof id, NULL) != BILL_OK || emu_session_valid_since(id, since) != 1) {
         fprintf(stderr, "round %d: no valid id\n", round);
         bad++;
     }
@@ -233,16 +201,16 @@ static int rounds(int on_worker, int base_threads) {
         CHECK(bad == 0);
         /* Threads still there the moment everything is freed (ureq resolves
          * host names on a short-lived thread of its own; it exits by itself). */
-        if (count_threads(0) != base_threads) stragglers++;
+        if (count_threads(NULL) != base_threads) stragglers++;
         /* Everything is freed: no background thread, no thread at all beyond the start. */
-        CHECK(wait_threads(1, 0) == 0);
-        CHECK(wait_threads(0, base_threads) == base_threads);
+        CHECK(wait_threads("bill-scheduler", 0, WAIT_MS) == 0);
+        CHECK(wait_threads(NULL, base_threads, WAIT_MS) == base_threads);
         CHECK(dlclose(h) == 0);
         int maps;
         int still = lib_loaded(&maps);
         if (still != maps) maps_disagree++;
         if (!still) unloaded++;
-        CHECK(count_threads(0) == base_threads);
+        CHECK(count_threads(NULL) == base_threads);
     }
     printf("  %s: %d rounds in %llu ms; library unmapped after dlclose in %d of %d rounds%s; "
            "a thread still exiting right after free in %d rounds\n",
@@ -261,15 +229,15 @@ int main(int argc, char **argv) {
     lib_path = argv[1];
     int maps;
     CHECK(!lib_loaded(&maps) && !maps); /* not linked in: only dlopen brings it */
-    int base = count_threads(0);
+    int base = count_threads(NULL);
     printf("test_unload: %d thread(s) before\n", base);
 
     /* Worker-thread rounds first: nothing else has pinned the library yet. */
     int unloaded_worker = rounds(1, base);
     int unloaded_main = rounds(0, base);
 
-    CHECK(count_threads(1) == 0);
-    CHECK(count_threads(0) == base);
+    CHECK(count_threads("bill-scheduler") == 0);
+    CHECK(count_threads(NULL) == base);
     CHECK(emu_stat("logins") >= 2 * ROUNDS); /* every round really signed in */
     /* What the runs showed, for the report; see the comment at the top. */
     printf("  unload: worker-thread rounds unmapped %d/%d, main-thread rounds %d/%d\n", unloaded_worker, ROUNDS,

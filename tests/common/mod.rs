@@ -5,9 +5,13 @@
 use std::time::{Duration, Instant};
 
 use bill::options::{ApiVersion, Options};
-use bill_emulator::{Account, Config, Emulator};
+use bill_emulator::{Account, Config, Emulator, EndReason};
 
 pub const ORG: &str = "00901TESTORG";
+
+/// Longest wait for something that should come about: generous, for a busy
+/// 2-core machine. A passing wait ends as soon as its condition holds.
+pub const WAIT: Duration = Duration::from_secs(30);
 
 pub fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
@@ -65,4 +69,13 @@ pub fn id_of(s: &bill::Session) -> String {
 pub fn assert_no_violations(e: &Emulator) {
     let v = e.violations();
     assert!(v.is_empty(), "PII in query strings: {v:?}");
+}
+
+/// Whether the emulator accepted `id` at its time `since` (an `e.now_ms()`
+/// taken before the id was read): valid now, or idled out no earlier than
+/// `since`. A check made late, by a descheduled thread, still judges the id
+/// as it was when read.
+pub fn valid_since(e: &Emulator, id: &str, since: u64) -> bool {
+    let info = e.session(id);
+    info.valid || (info.end_reason == Some(EndReason::Idle) && info.ended_ms.is_some_and(|t| t >= since))
 }

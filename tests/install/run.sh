@@ -15,7 +15,7 @@ MAKE=${MAKE:-make}
 CC=${CC:-cc}
 CXX=${CXX:-c++}
 profile=$(basename "${TARGET_DIR:-$root/target/debug}")
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+version=${VERSION:?"run through make test-install (the Makefile reads the version from Cargo.toml)"}
 major=${version%%.*}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bill-install.XXXXXX")

@@ -43,9 +43,6 @@
 #include <fcntl.h>
 #include <link.h>
 #include <malloc.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,6 +50,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#include "../c/emu.h"
 
 extern void *__libc_malloc(size_t);
 extern void __libc_free(void *);
@@ -542,30 +541,9 @@ static void register_env(void) {
 
 static char stats[8 << 20];
 
-/* GET /_emu/stats from BILL_EMULATOR_CONTROL (http://127.0.0.1:PORT). */
+/* GET /_emu/stats from BILL_EMULATOR_CONTROL into `stats`. */
 static int fetch_stats(void) {
-    const char *c = getenv("BILL_EMULATOR_CONTROL");
-    const char *p = c ? strstr(c, "127.0.0.1:") : NULL;
-    if (!p) return -1;
-    int port = atoi(p + 10);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((unsigned short)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    static const char req[] = "GET /_emu/stats HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 || write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1)) {
-        close(fd);
-        return -1;
-    }
-    size_t got = 0;
-    ssize_t r;
-    while (got < sizeof stats - 1 && (r = read(fd, stats + got, sizeof stats - 1 - got)) > 0) got += (size_t)r;
-    close(fd);
-    stats[got] = '\0';
-    return strncmp(stats, "HTTP/1.", 7) == 0 && strstr(stats, " 200 ") ? 0 : -1;
+    return emu("GET", "/_emu/stats", NULL, stats, sizeof stats) == 200 ? 0 : -1;
 }
 
 static unsigned long emu_sessions;

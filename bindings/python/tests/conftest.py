@@ -19,12 +19,6 @@ HERE = Path(__file__).resolve().parent
 PYROOT = HERE.parent  # bindings/python
 REPO = PYROOT.parent.parent  # repository root
 
-DEMO = {
-    "user_name": "demo@example.com",
-    "password": "demo-password",
-    "org_id": "00901DEMOORG",
-    "dev_key": "DEMO-DEVKEY-0001",
-}
 SERVER_IDLE_MS = 3000
 
 
@@ -33,6 +27,18 @@ def emulator_binary() -> Path:
     if not path.exists():
         pytest.exit(f"emulator not built: {path} (run `make build`)", returncode=2)
     return path
+
+
+def demo_account() -> dict[str, str]:
+    """The emulator's seeded account, as ``bill-emulator --print-demo-account`` defines it."""
+    out = subprocess.run(
+        [str(emulator_binary()), "--print-demo-account"], check=True, capture_output=True, timeout=30
+    ).stdout
+    a = json.loads(out)
+    return {"user_name": a["userName"], "password": a["password"], "org_id": a["orgId"], "dev_key": a["devKey"]}
+
+
+DEMO = demo_account()
 
 
 def wait_for(cond: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, what: str = "condition") -> Any:

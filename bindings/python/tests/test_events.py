@@ -14,6 +14,7 @@ import billsession
 from billsession import Event, EventKind, State, Status, _ffi
 
 from conftest import DEMO, Emulator, creds, wait_for
+from emu_checks import id_valid_when_read
 
 
 def poll(cond: Any, timeout: float) -> bool:
@@ -24,6 +25,10 @@ def poll(cond: Any, timeout: float) -> bool:
             return True
         time.sleep(0.02)
     return bool(cond())
+
+
+# Longest wait for something that should come about (a busy 2-core machine); passing waits end early.
+WAIT = 60.0
 
 
 class Recorder:
@@ -48,9 +53,9 @@ def test_renewed_events_arrive_from_the_background_thread(emu: Emulator) -> None
     rec = Recorder()
     with billsession.login(**creds(emu, idle_timeout=1.5, renew_margin=0.7, on_event=rec)) as s:
         first = s.id
-        wait_for(lambda: rec.count(EventKind.RENEWED) >= 2, timeout=15, what="two RENEWED events")
+        wait_for(lambda: rec.count(EventKind.RENEWED) >= 2, timeout=WAIT, what="two RENEWED events")
         assert s.id != first
-        assert emu.session(s.id)["valid"]
+        assert id_valid_when_read(emu, lambda: s.id)
         with rec.lock:
             renewed = [(e, t) for e, t in rec.events if e.kind == EventKind.RENEWED]
         for ev, thread in renewed:
@@ -70,9 +75,11 @@ def test_a_raising_callback_does_not_break_later_events(emu: Emulator, monkeypat
         raise RuntimeError(f"callback failure #{calls[0]}")
 
     with billsession.login(**creds(emu, idle_timeout=1.5, renew_margin=0.7, on_event=on_event)) as s:
-        wait_for(lambda: calls[0] >= 3, timeout=15, what="three events despite the callback raising")
+        # The callback counts before it raises; the hook reports after: wait on the reports, which are asserted.
+        wait_for(lambda: len(reported) >= 3, timeout=WAIT, what="three reported failures of the raising callback")
+        assert calls[0] >= 3
         assert s.state in (State.ACTIVE, State.RENEWING)
-        assert emu.session(s.id)["valid"]
+        assert id_valid_when_read(emu, lambda: s.id)
     assert len(reported) >= 3
     assert isinstance(reported[0].exc_value, RuntimeError)
 
@@ -83,9 +90,9 @@ def test_keepalive_mode_keeps_the_same_id(emu: Emulator) -> None:
     with billsession.login(**creds(emu, refresh="keepalive", idle_timeout=1.5, renew_margin=0.7, on_event=rec)) as s:
         sid = s.id
         logins = emu.stats()["logins"]
-        wait_for(lambda: rec.count(EventKind.KEPT_ALIVE) >= 2, timeout=15, what="two KEPT_ALIVE events")
+        wait_for(lambda: rec.count(EventKind.KEPT_ALIVE) >= 2, timeout=WAIT, what="two KEPT_ALIVE events")
+        assert id_valid_when_read(emu, lambda: s.id)
         assert s.id == sid
-        assert emu.session(sid)["valid"]
         assert emu.stats()["logins"] == logins
         assert emu.stats()["keepalives"] >= 2
 
@@ -94,7 +101,7 @@ def test_renew_failed_then_recovered(emu: Emulator) -> None:
     rec = Recorder()
     with billsession.login(**creds(emu, idle_timeout=1.5, renew_margin=0.7, connect_timeout=0.5, on_event=rec)) as s:
         emu.fault("refuse")
-        wait_for(lambda: rec.count(EventKind.RENEW_FAILED) >= 1, timeout=15, what="RENEW_FAILED")
+        wait_for(lambda: rec.count(EventKind.RENEW_FAILED) >= 1, timeout=WAIT, what="RENEW_FAILED")
         with rec.lock:
             failed = next(e for e, _ in rec.events if e.kind == EventKind.RENEW_FAILED)
         assert failed.status == Status.ERR_NETWORK and failed.detail
@@ -102,9 +109,9 @@ def test_renew_failed_then_recovered(emu: Emulator) -> None:
         assert isinstance(err, billsession.NetworkError), repr(err)
         renewed = rec.count(EventKind.RENEWED)
         emu.control("POST", "/_emu/faults", {"mode": "none"})
-        wait_for(lambda: rec.count(EventKind.RENEWED) > renewed, timeout=15, what="RENEWED after the fault cleared")
-        wait_for(lambda: s.state == State.ACTIVE, what="ACTIVE")
-        assert emu.session(s.id)["valid"]
+        wait_for(lambda: rec.count(EventKind.RENEWED) > renewed, timeout=WAIT, what="RENEWED after the fault cleared")
+        wait_for(lambda: s.state == State.ACTIVE, timeout=WAIT, what="ACTIVE")
+        assert id_valid_when_read(emu, lambda: s.id)
 
 
 def test_no_event_reaches_python_after_close(emu: Emulator) -> None:
@@ -115,7 +122,7 @@ def test_no_event_reaches_python_after_close(emu: Emulator) -> None:
         s = billsession.login(**creds(emu, idle_timeout=1.0, renew_margin=0.5, on_event=rec))
         attempts = emu.stats()["login_attempts"]
         emu.fault("delay", target="login", delay_ms=1000)
-        wait_for(lambda: emu.stats()["login_attempts"] > attempts, timeout=10, what="a background renewal to start")
+        wait_for(lambda: emu.stats()["login_attempts"] > attempts, timeout=WAIT, what="a background renewal to start")
         s.close()
         closed_at = len(rec.kinds())
         assert rec.kinds()[-1] == EventKind.CLOSED
@@ -167,7 +174,7 @@ def test_c_callback_not_invoked_after_closed(emu: Emulator) -> None:
         a = login(True, 1000, 500)
         attempts = emu.stats()["login_attempts"]
         emu.fault("delay", target="login", delay_ms=1000)
-        wait_for(lambda: emu.stats()["login_attempts"] > attempts, timeout=10, what="a background renewal to start")
+        wait_for(lambda: emu.stats()["login_attempts"] > attempts, timeout=WAIT, what="a background renewal to start")
         lib.bill_session_free(a)
         assert calls and calls[-1][1] == EventKind.CLOSED
         n = len(calls)
