@@ -4,9 +4,11 @@
  *   hot single      bill_touch vs its floor (coarse clock read + atomic store),
  *                   bill_session_id vs memcpy of the id; interleaved batches
  *   hot threads     touch throughput, 2 threads on one session vs 1 thread,
+ *                   against each thread on its own session (nothing shared),
  *                   with the floor (private and shared cache line) as controls
  *   hot renewal     bill_session_id while a renewal hangs in flight (the
- *                   emulator's delay fault on login) vs while idle
+ *                   emulator's delay fault on login) vs just before, per
+ *                   renewal cycle, and vs an idle session at the same moments
  *   hot all         all three
  *   hot profile touch|id|floor|memcpy N   N calls of one kernel (for callgrind)
  *
@@ -277,9 +279,9 @@ __attribute__((noinline)) static unsigned k_id_ctl(size_t n) {
  * shorter than the spacing of renewals, so every cycle has a "before" phase
  * of several hundred ms, and the buffers are sized for a whole cycle. */
 static void bench_renewal(void) {
-    const long delay_ms = env_long("BENCH_RENEW_DELAY_MS", 250);
-    const long spacing_ms = env_long("BENCH_RENEW_SPACING_MS", 1000);
-    const int cycles = (int)env_long("BENCH_RENEW_CYCLES", 8);
+    const long delay_ms = env_long("BENCH_ID_RENEW_DELAY_MS", 250);
+    const long spacing_ms = env_long("BENCH_ID_RENEW_SPACING_MS", 1000);
+    const int cycles = (int)env_long("BENCH_ID_RENEW_CYCLES", 8);
     if (delay_ms * 2 > spacing_ms) {
         fprintf(stderr, "the hold (%ld ms) must be under half the renewal spacing (%ld ms)\n", delay_ms, spacing_ms);
         exit(2);
@@ -378,6 +380,7 @@ static void bench_renewal(void) {
     report("id.inflight_over_ctl.max", pct(cyc_ctl, ncyc, 100), "x (highest cycle)");
     json_num("renewal.delay_ms", (double)delay_ms);
     json_num("renewal.spacing_ms", (double)spacing_ms);
+    json_num("renewal.cycles_requested", (double)cycles);
     g_s = keep;
     bill_session_free(s);
     free(idle);
