@@ -183,7 +183,7 @@ fn run(res: &mut Results, engine: &str, w: &Workload) {
     // Workers leave after a short idle period; give them a little longer
     // (not when a backlog is left: they are still at work).
     let settle_start = Instant::now();
-    let backlog = at.iter().any(|&t| t == 0.0);
+    let backlog = at.contains(&0.0);
     let settle = settle_start + Duration::from_secs(if backlog { 0 } else { 5 });
     while bill::scheduler::workers().0 > 0 && Instant::now() < settle {
         std::thread::sleep(Duration::from_millis(20));
