@@ -5,6 +5,7 @@
 #   make test-faults      Rust: every emulator fault at sign-in, renewal and calls; TLS
 #   make test-fuzz-props  Rust: bounded property-based fuzzing (proptest) + corpus replay
 #   make test-soak-short  Rust: 1,000 sessions, 16 threads, 20 s
+#   make test-under-load  the soak, then the session and renewal tests, beside two CPU burners
 #   make soak             the long runs: 1,000 sessions for 60 s, then 10,000 for 10 min
 #   make fuzz             cargo-fuzz, nightly only (FUZZ_SECONDS per target, default 300)
 #   make tsan             scheduler/session tests under ThreadSanitizer (nightly + rust-src)
@@ -13,7 +14,7 @@
 # tests/fuzz_props.rs), so `test-rust` (cargo test --workspace) already runs
 # them in `make test`; they are not added to TEST_TARGETS a second time.
 
-.PHONY: test-fork test-unload test-faults test-fuzz-props test-soak-short soak fuzz tsan
+.PHONY: test-fork test-unload test-faults test-fuzz-props test-soak-short test-under-load soak fuzz tsan
 
 HARDENING_CFLAGS := $(CFLAGS_STRICT) -D_GNU_SOURCE
 
@@ -49,7 +50,16 @@ soak: build
 	$(SOAK_ENV) BILL_SOAK_SESSIONS=1000 BILL_SOAK_SECS=60 $(CARGO) test $(CARGO_PROFILE_FLAG) --test soak -- --ignored --nocapture
 	$(SOAK_ENV) BILL_SOAK_SESSIONS=10000 BILL_SOAK_SECS=600 $(CARGO) test $(CARGO_PROFILE_FLAG) --test soak -- --ignored --nocapture
 
-TEST_TARGETS += test-fork test-unload test-soak-short
+# The soak and the session and renewal tests with both cores busy: renewals must
+# keep up, and every id read must be valid, on a loaded machine too. The soak
+# is CPU-bound (every session signs in again each second), so beside the
+# burners it runs 300 sessions rather than 1,000.
+test-under-load: build
+	scripts/with-cpu-burners.sh 2 -- env $(SOAK_ENV) BILL_SOAK_SESSIONS=300 BILL_SOAK_SECS=20 \
+	  $(CARGO) test $(CARGO_PROFILE_FLAG) --test soak -- --ignored --nocapture
+	scripts/with-cpu-burners.sh 2 -- $(CARGO) test $(CARGO_PROFILE_FLAG) --test session --test renewal
+
+TEST_TARGETS += test-fork test-unload test-soak-short test-under-load
 
 # ---------------------------------------------------------------------------
 # Long fuzzing runs (nightly + cargo-fuzz). Never part of `make test`.

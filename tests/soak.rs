@@ -8,7 +8,7 @@
 //! alone. Its idle timeout is 2 s; the sessions spread over 50 accounts
 //! (devKey and organization each), with sign-in budgets far above what the
 //! run needs. 16 threads pick sessions at random and:
-//! - read the id; every 8th read is checked at the emulator right away and
+//! - read the id; every 4th read is checked at the emulator right away and
 //!   must be valid there;
 //! - call through libbill (`GET /v3/vendors`), which must succeed;
 //! - use the id on their own (GET /v3/login/session, as a caller's own HTTP
@@ -314,7 +314,7 @@ fn cycle(
                             reads += 1;
                             let before = Instant::now();
                             match s.with_id(str::to_owned) {
-                                Ok(id) if reads.is_multiple_of(8) => {
+                                Ok(id) if reads.is_multiple_of(4) => {
                                     stats.id_checked.fetch_add(1, Ordering::Relaxed);
                                     let info = emu.session(&id);
                                     if info["valid"] != true {

@@ -28,6 +28,7 @@ use crate::state::{Api, EventKind, Record, Shared};
 use crate::{control, echo, v2, v3};
 
 const MAX_BODY: usize = 8 << 20;
+
 /// Which fault target a request belongs to.
 fn class_of(api: Api, method: &Method, path: &str) -> FaultTarget {
     let post = method == Method::POST;
