@@ -54,6 +54,8 @@ include mk/install.mk
 include mk/safety.mk
 include mk/hardening.mk
 include mk/bench.mk
+include mk/store.mk
+include mk/hostile.mk
 
 # Every area's tests. Areas add themselves to TEST_TARGETS in their mk file.
 test: build check-header lint test-rust test-c $(TEST_TARGETS)

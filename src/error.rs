@@ -3,8 +3,9 @@
 use std::fmt;
 use std::time::Duration;
 
-/// What went wrong, coarse enough for callers to act on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// What went wrong, coarse enough for callers to act on. The C boundary
+/// finds each kind's status by its name (src/ffi/status.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::EnumIter)]
 pub enum ErrorKind {
     NullArg,
     InvalidArg,
@@ -37,8 +38,9 @@ pub enum ErrorKind {
     Internal,
 }
 
-/// An error with BILL's code and message. Never holds a secret.
-#[derive(Clone, Debug)]
+/// An error with BILL's code and message. Server text in it is made safe by
+/// `redact` before it leaves the library.
+#[derive(Clone)]
 pub struct Error {
     pub kind: ErrorKind,
     /// BILL's code, such as `BDC_1109`.
@@ -47,11 +49,32 @@ pub struct Error {
     pub http_status: Option<u16>,
     /// When retrying makes sense (rate limits).
     pub retry_after: Option<Duration>,
+    /// Server text past the message's cut, kept (bounded) so that `redact`
+    /// sees a secret whole even when the cut falls inside it. Never shown.
+    rest: Option<String>,
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("code", &self.code)
+            .field("message", &self.message)
+            .field("http_status", &self.http_status)
+            .field("retry_after", &self.retry_after)
+            .finish()
+    }
 }
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error { kind, code: None, message: message.into(), http_status: None, retry_after: None }
+        Error { kind, code: None, message: message.into(), http_status: None, retry_after: None, rest: None }
+    }
+
+    /// Keeps server text that did not fit the message, for `redact`.
+    pub(crate) fn with_rest(mut self, rest: String) -> Error {
+        self.rest = Some(rest);
+        self
     }
 
     pub fn with_code(mut self, code: impl Into<String>) -> Error {
@@ -90,6 +113,28 @@ impl Error {
         matches!(self.kind, ErrorKind::Auth | ErrorKind::MfaRequired)
     }
 
+    /// Makes the error safe to show: redacts `secrets` (any number: the
+    /// credentials and every session id the session has held) in the whole
+    /// server text, the part past the message's cut included, then cuts it
+    /// again (`secret::scrub_to`), and withholds a code that held a secret.
+    /// Every error carrying server text must pass through here before it
+    /// leaves the library (`secret::scrub` on the message alone also leaves
+    /// no secret, but cannot see past the cut).
+    pub fn redact(&mut self, secrets: &[&crate::secret::Secret]) {
+        // The whole server text first, then the cut the message had.
+        let cut = self.message.chars().count();
+        let whole = match self.rest.take() {
+            Some(rest) => self.message.clone() + &rest,
+            None => self.message.clone(),
+        };
+        self.message = crate::secret::scrub_to(&whole, secrets, cut);
+        if let Some(code) = &self.code {
+            if crate::secret::scrub_to(code, secrets, usize::MAX) != *code {
+                self.code = None;
+            }
+        }
+    }
+
     /// True when BILL answered with exactly this code.
     pub fn code_is(&self, code: &str) -> bool {
         self.code.as_deref() == Some(code)
@@ -123,7 +168,8 @@ pub enum Context {
 pub fn kind_for_code(code: &str, ctx: Context) -> ErrorKind {
     match code {
         "BDC_1101" | "BDC_1102" | "BDC_1103" | "BDC_1107" | "BDC_1110" | "BDC_1111" | "BDC_1113" => ErrorKind::Auth,
-        "BDC_1123" | "BDC_1129" if ctx == Context::SignIn => ErrorKind::Auth,
+        // At sign-in there is no session yet: an invalid-session answer refuses the sign-in.
+        "BDC_1109" | "BDC_1123" | "BDC_1129" if ctx == Context::SignIn => ErrorKind::Auth,
         "BDC_1109" => ErrorKind::SessionExpired,
         "BDC_1144" | "BDC_1322" => ErrorKind::RateLimited,
         "BDC_1361" => ErrorKind::MfaRequired,

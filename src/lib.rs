@@ -15,6 +15,7 @@ pub mod options;
 pub mod scheduler;
 pub mod secret;
 pub mod session;
+pub mod store;
 pub mod transport;
 pub mod wire;
 

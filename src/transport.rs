@@ -96,7 +96,10 @@ impl Transport {
         // with less time left gets its own (which costs a config copy).
         let shorter = (timeout < self.request_timeout).then_some(timeout);
         let result = match body {
-            Body::None => b.body(()).map(|r| self.run(r, shorter)),
+            // Without this ureq sends a POST with no body as chunked (a zero-length
+            // chunk), which servers and proxies that do not read chunked requests
+            // leave unread, falling out of step on the connection.
+            Body::None => b.header("content-length", "0").body(()).map(|r| self.run(r, shorter)),
             Body::Form(bytes) => {
                 b.header("content-type", "application/x-www-form-urlencoded").body(bytes).map(|r| self.run(r, shorter))
             }
@@ -139,11 +142,42 @@ fn read_capped(reader: impl Read, max: usize) -> Result<Zeroizing<Vec<u8>>> {
     Ok(out)
 }
 
+/// The largest CA file read; real bundles are a few hundred KiB.
+pub const MAX_CA_FILE: u64 = 1 << 20;
+
+/// Reads a CA file that is a regular file of at most MAX_CA_FILE bytes. It is
+/// opened without blocking, so a FIFO (which would wait for a writer) or a
+/// device is refused by the check that follows instead of hanging or
+/// filling memory (/dev/zero).
+fn read_ca_file(path: &std::path::Path) -> Result<Zeroizing<Vec<u8>>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| Error::invalid(format!("cannot open the CA file: {}", e.kind())))?;
+    let meta = file.metadata().map_err(|e| Error::invalid(format!("cannot inspect the CA file: {}", e.kind())))?;
+    if !meta.is_file() {
+        return Err(Error::invalid("the CA file is not a regular file (a FIFO, device or directory)"));
+    }
+    if meta.len() > MAX_CA_FILE {
+        return Err(Error::invalid(format!("the CA file is larger than {MAX_CA_FILE} bytes")));
+    }
+    let mut pem = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
+    file.take(MAX_CA_FILE + 1)
+        .read_to_end(&mut pem)
+        .map_err(|e| Error::invalid(format!("cannot read the CA file: {}", e.kind())))?;
+    if pem.len() as u64 > MAX_CA_FILE {
+        return Err(Error::invalid(format!("the CA file is larger than {MAX_CA_FILE} bytes")));
+    }
+    Ok(pem)
+}
+
 fn build_agent(key: &AgentKey) -> Result<ureq::Agent> {
     use ureq::tls::{RootCerts, TlsConfig};
     let mut tls = TlsConfig::builder();
     if let Some(path) = &key.ca_file {
-        let pem = std::fs::read(path).map_err(|e| Error::invalid(format!("cannot read CA file: {}", e.kind())))?;
+        let pem = read_ca_file(path)?;
         let mut certs = Vec::new();
         for item in ureq::tls::parse_pem(&pem) {
             match item {

@@ -33,7 +33,7 @@ use crate::fork;
 use crate::limits::{self, Gate, Origin};
 use crate::options::{Config, Options};
 use crate::scheduler::{self, Task};
-use crate::secret::{scrub, Secret};
+use crate::secret::Secret;
 use crate::transport::Transport;
 use crate::wire::protocol::{self, Protocol};
 
@@ -433,7 +433,7 @@ impl Inner {
         secrets.extend(cur.as_ref().map(|c| &c.id));
         secrets.extend(prev.as_ref().map(|c| &c.id));
         secrets.extend(extra);
-        e.message = scrub(&e.message, &secrets);
+        e.redact(&secrets);
         e
     }
 

@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use zeroize::Zeroizing;
 
-use super::{api_error, check_session_id, form_exact, printable, require_json, server_error, LoginReply};
+use super::{api_error, check_session_id, form_exact, quote, require_json, server_error, LoginReply};
 use crate::error::{Context, Error, ErrorKind, Result};
 use crate::options::Options;
 use crate::secret::Secret;
@@ -81,9 +81,8 @@ fn open<'a>(status: u16, content_type: Option<&str>, body: &'a [u8], ctx: Contex
         return Err(Error::new(ErrorKind::Protocol, "unexpected HTTP status from BILL v2").with_http_status(status));
     }
     require_json(content_type)?;
-    let env: Envelope = serde_json::from_slice(body).map_err(|e| {
-        Error::new(ErrorKind::Protocol, format!("v2 reply is not a BILL envelope: {}", printable(&e.to_string(), 200)))
-    })?;
+    let env: Envelope = serde_json::from_slice(body)
+        .map_err(|e| quote(ErrorKind::Protocol, "v2 reply is not a BILL envelope: ", &e.to_string(), 200))?;
     match env.response_status {
         0 => Ok(env.response_data),
         1 => Err(envelope_error(env.response_data, ctx)?),

@@ -3,7 +3,10 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::{api_error, check_session_id, json_exact, printable, require_json, server_error, LoginReply};
+use super::{
+    api_error, check_session_id, is_bill_code, json_exact, quote, require_json, server_error, LoginReply,
+    MAX_MESSAGE_CHARS, WITHHELD_CODE,
+};
 use crate::error::{Context, Error, ErrorKind, Result};
 use crate::options::Options;
 use crate::secret::Secret;
@@ -68,25 +71,40 @@ enum ErrorBody {
 
 /// Turns a non-2xx reply into an error, reading BILL's error array when present.
 fn failure(status: u16, body: &[u8], ctx: Context) -> Error {
-    let parsed = match serde_json::from_slice::<ErrorBody>(body) {
+    let first = match serde_json::from_slice::<ErrorBody>(body) {
         Ok(ErrorBody::Many(v)) => {
             let first_error = v.iter().position(|e| e.severity.as_deref().is_none_or(|s| s == "ERROR"));
             first_error
                 .map(|i| &v[i])
                 .or(v.first())
                 .filter(|e| !e.code.is_empty())
-                .map(|e| api_error(&e.code, &e.message, ctx))
+                .map(|e| (e.code.clone(), e.message.clone()))
         }
-        Ok(ErrorBody::One(e)) if !e.code.is_empty() => Some(api_error(&e.code, &e.message, ctx)),
+        Ok(ErrorBody::One(e)) if !e.code.is_empty() => Some((e.code, e.message)),
         _ => None,
     };
-    let err = parsed.unwrap_or_else(|| match status {
-        401 => Error::new(ErrorKind::SessionExpired, "BILL answered 401 Unauthorized"),
-        429 => Error::new(ErrorKind::RateLimited, "BILL answered 429 Too Many Requests"),
-        s if s >= 500 => server_error(s),
-        _ => Error::new(ErrorKind::Protocol, "BILL v3 error reply without an error code"),
-    });
+    let err = match first {
+        Some((code, message)) if is_bill_code(&code) => api_error(&code, &message, ctx),
+        // A code of another shape is withheld; the HTTP status classifies the error.
+        Some((_, message)) => {
+            let e = by_status(status, ctx);
+            quote(e.kind, &format!("{}; {WITHHELD_CODE}", e.message), &message, MAX_MESSAGE_CHARS)
+        }
+        None => by_status(status, ctx),
+    };
     err.with_http_status(status)
+}
+
+/// An error reply without a usable BILL code, classified by its HTTP status.
+/// A 401 at sign-in means the credentials were refused, not that a session expired.
+fn by_status(status: u16, ctx: Context) -> Error {
+    match (status, ctx) {
+        (401, Context::SignIn) => Error::new(ErrorKind::Auth, "BILL answered 401 Unauthorized to the sign-in"),
+        (401, Context::Call) => Error::new(ErrorKind::SessionExpired, "BILL answered 401 Unauthorized"),
+        (429, _) => Error::new(ErrorKind::RateLimited, "BILL answered 429 Too Many Requests"),
+        (s, _) if s >= 500 => server_error(s),
+        _ => Error::new(ErrorKind::Protocol, "BILL v3 error reply without an error code"),
+    }
 }
 
 /// Parses the reply to `POST /v3/login`.
@@ -120,9 +138,9 @@ pub fn check_reply(status: u16, body: &[u8]) -> Result<()> {
 pub fn check_json_reply(status: u16, content_type: Option<&str>, body: &[u8]) -> Result<()> {
     check_reply(status, body)?;
     require_json(content_type)?;
-    serde_json::from_slice::<serde::de::IgnoredAny>(body).map(|_| ()).map_err(|e| {
-        Error::new(ErrorKind::Protocol, format!("v3 reply is not JSON: {}", printable(&e.to_string(), 200)))
-    })
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .map(|_| ())
+        .map_err(|e| quote(ErrorKind::Protocol, "v3 reply is not JSON: ", &e.to_string(), 200))
 }
 
 /// Checks the reply to an ordinary call: an error, or a success whose body
@@ -172,6 +190,24 @@ mod tests {
         assert_eq!(check_call_reply(200, Some("text/html"), br#"{"a":1}"#).unwrap_err().kind, ErrorKind::Protocol);
         let long = format!("[\"{}", "z".repeat(100_000));
         assert!(check_call_reply(200, JSON, long.as_bytes()).unwrap_err().message.len() < 400);
+    }
+
+    #[test]
+    fn unauthorized_sign_in_is_auth() {
+        assert_eq!(parse_login(401, JSON, b"").unwrap_err().kind, ErrorKind::Auth);
+        let body = br#"[{"code":"BDC_1109","severity":"ERROR","message":"Session is invalid."}]"#;
+        assert_eq!(parse_login(401, JSON, body).unwrap_err().kind, ErrorKind::Auth);
+        assert_eq!(check_reply(401, body).unwrap_err().kind, ErrorKind::SessionExpired);
+    }
+
+    #[test]
+    fn only_bill_shaped_codes_pass() {
+        let body = br#"[{"code":"hunter2 password","severity":"ERROR","message":"Invalid request."}]"#;
+        let e = check_reply(400, body).unwrap_err();
+        assert_eq!((e.kind, e.code.as_deref()), (ErrorKind::Protocol, None));
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let e = check_reply(401, body).unwrap_err();
+        assert_eq!((e.kind, e.code.as_deref()), (ErrorKind::SessionExpired, None));
     }
 
     #[test]
