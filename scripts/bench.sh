@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs libbill's benchmarks (issue #7) against fresh loopback emulators and
-# writes build/bench/results.json plus build/bench/table.md.
-#   scripts/bench.sh                 everything (make bench builds first, then runs this)
-#   scripts/bench.sh --only STEP...  some of: hot net sessions timers size profile
+# Runs libbill's benchmarks against fresh loopback emulators and writes
+# build/bench/results.json plus build/bench/table.md and BENCHMARKS.md.
+#   scripts/bench.sh                 everything, BENCH_RUNS times (default 3)
+#   scripts/bench.sh --only STEP...  some of: hot net pyhost sessions renewal timers size profile
+# Every step runs once per run, all steps of run 1 before run 2, so that a
+# slow phase of the machine hits one run rather than every run of one step.
 # The profile step (not in the default run; `make bench-profile`) counts
 # instructions per call under callgrind (perf has no hardware counters on this
 # VM) and system calls per call under strace.
@@ -15,20 +17,18 @@ OUT=${BENCH_OUT:-$here/build/bench}
 REL=${BENCH_TARGET_DIR:-$here/target/release}
 export EMULATOR=$REL/bill-emulator
 FRAG=$OUT/frag
-# Benchmarks sign in and call far more often than BILL's hourly limits allow.
+# hot, net and pyhost sign in and call far more often than BILL's hourly limits
+# allow; sessions and renewal run under BILL's limits (the emulator's defaults).
 EMU_FLAGS=(--login-limit 1000000000 --request-limit 1000000000)
 PY=$OUT/venv/bin/python
 
 # ---- steps that run inside scripts/with-emulator.sh ----
 if [ "${1:-}" = "--inner" ]; then
+  D=$3
   case "$2" in
     net)
-      # bill_call vs plain ureq (same process, interleaved) and Python requests,
-      # alternating so that both see the same machine load.
-      for r in 1 2; do
-        BENCH_JSON=$FRAG/call$r.json "$OUT/bill_bench" call
-        "$PY" benches/python/requests_loop.py "$FRAG/py$r.json" py
-      done
+      # bill_call vs plain ureq vs a raw socket, same process, interleaved.
+      BENCH_JSON=$D/call.json "$OUT/bill_bench" call
       # curl doing the same sign-in POST, many URLs in one process (keep-alive).
       n=${BENCH_CURL_N:-300}
       printf '{"username":"%s","password":"%s","organizationId":"%s","devKey":"%s"}' \
@@ -37,7 +37,7 @@ if [ "${1:-}" = "--inner" ]; then
       for ((i = 0; i < n + 20; i++)); do urls+=("$BILL_V3_BASE_URL/v3/login"); done
       curl -s -H 'content-type: application/json' -H 'accept: application/json' -d @"$OUT/login.json" \
         -w '\nT=%{time_total} C=%{num_connects}\n' "${urls[@]}" >"$OUT/curl_login.txt"
-      python3 - "$OUT/curl_login.txt" "$FRAG/curl.json" <<'EOF'
+      python3 - "$OUT/curl_login.txt" "$D/curl.json" <<'EOF'
 import json, statistics, sys
 lines = [l for l in open(sys.argv[1]) if l.startswith("T=")]
 t = [float(l.split()[0][2:]) * 1e6 for l in lines][20:]
@@ -50,30 +50,46 @@ for k, v in r.items():
 json.dump(r, open(sys.argv[2], "w"), indent=1)
 EOF
       ;;
+    renewal)
+      # Parallel engine and serial engine (max_workers 1) in turn, the order
+      # alternating from run to run; each in its own process so that its peak
+      # worker count is its own.
+      engines=(parallel serial)
+      [ $(($4 % 2)) -eq 0 ] && engines=(serial parallel)
+      for e in "${engines[@]}"; do
+        BENCH_JSON=$D/renew_$e.json "$OUT/renewal_bench" "$e"
+      done
+      ;;
     *) echo "unknown inner step $2" >&2; exit 2 ;;
   esac
   exit 0
 fi
 
-steps=(hot net sessions timers size)
+steps=(hot net pyhost sessions renewal timers size)
+runs=${BENCH_RUNS:-3}
 run=full
 if [ "${1:-}" = "--only" ]; then shift; steps=("$@"); run="only-$(IFS=-; echo "$*")"; fi
+# Fragments: $FRAG/runN/STEP*.json for run N, machine facts in $FRAG/meta_*.json.
+if [ "$run" = full ]; then
+  rm -rf "$FRAG"/run* "$FRAG"/meta_*.json
+else
+  # A partial run replaces the figures of its steps in every run; others stay.
+  for s in "${steps[@]}"; do
+    case "$s" in
+      hot) rm -f "$FRAG"/run*/hot.json ;;
+      net) rm -f "$FRAG"/run*/call.json "$FRAG"/run*/curl.json ;;
+      pyhost) rm -f "$FRAG"/run*/pyhost.json ;;
+      sessions) rm -f "$FRAG"/run*/sessions.json ;;
+      renewal) rm -f "$FRAG"/run*/renew_*.json ;;
+      timers) rm -f "$FRAG"/run*/timers.json ;;
+      size) rm -f "$FRAG"/run*/dlopen_*.json "$FRAG"/run*/size.json ;;
+      profile) rm -f "$FRAG/profile.json" ;;
+    esac
+  done
+fi
 mkdir -p "$FRAG"
-# Drop the figures this run replaces; others (from an earlier --only run) stay.
-# A full run's machine facts are meta_start/meta_end; a partial run's carry its steps.
-if [ "$run" = full ]; then rm -f "$FRAG"/meta_*.json; fi
-for s in "${steps[@]}"; do
-  case "$s" in
-    hot) rm -f "$FRAG/hot.json" ;;
-    net) rm -f "$FRAG"/call*.json "$FRAG"/py*.json "$FRAG/curl.json" ;;
-    sessions) rm -f "$FRAG/sessions.json" ;;
-    timers) rm -f "$FRAG/timer_restart.json" "$FRAG/timers.json" ;;
-    size) rm -f "$FRAG"/dlopen_*.json "$FRAG/size.json" ;;
-    profile) rm -f "$FRAG/profile.json" ;;
-  esac
-done
 
-# Python for the cross-language comparisons: a venv under build/ with requests from PyPI.
+# Python for the host-language comparisons: a venv under build/ with requests from PyPI.
 if [ ! -x "$PY" ] || ! "$PY" -c 'import requests' 2>/dev/null; then
   python3 -m venv "$OUT/venv"
   "$OUT/venv/bin/pip" install -q 'requests==2.34.2'
@@ -104,31 +120,47 @@ EOF
 }
 
 meta start
-for s in "${steps[@]}"; do
-  echo "== $s"
-  case "$s" in
-    hot)
-      scripts/with-emulator.sh "${EMU_FLAGS[@]}" -- env BENCH_JSON="$FRAG/hot.json" "$OUT/hot" all ;;
-    net)
-      scripts/with-emulator.sh "${EMU_FLAGS[@]}" -- "$0" --inner net ;;
-    sessions)
-      scripts/with-emulator.sh "${EMU_FLAGS[@]}" -- env BENCH_JSON="$FRAG/sessions.json" "$OUT/bill_bench" sessions ;;
-    timers)
-      "$PY" benches/python/timer_restart.py "$FRAG/timer_restart.json"
-      echo "BILL's sample for ${BENCH_SESSIONS:-10000} idle sessions: one threading.Timer each"
-      "$PY" benches/python/timers_idle.py "$FRAG/timers.json" ;;
-    size)
-      strip --strip-all -o "$OUT/libbill.stripped.so" "$REL/libbill.so"
-      BENCH_JSON="$FRAG/dlopen_stripped.json" BENCH_LABEL=stripped "$OUT/dlopen" "$OUT/libbill.stripped.so" 40
-      BENCH_JSON="$FRAG/dlopen_built.json" BENCH_LABEL=built "$OUT/dlopen" "$REL/libbill.so" 40
-      python3 - "$REL/libbill.so" "$OUT/libbill.stripped.so" "$FRAG/size.json" <<'EOF'
+for ((r = 1; r <= runs; r++)); do
+  D=$FRAG/run$r
+  for s in "${steps[@]}"; do
+    [ "$s" = profile ] && continue
+    mkdir -p "$D"
+    echo "== run $r of $runs: $s"
+    case "$s" in
+      hot)
+        scripts/with-emulator.sh "${EMU_FLAGS[@]}" -- env BENCH_JSON="$D/hot.json" "$OUT/hot" all ;;
+      net)
+        scripts/with-emulator.sh "${EMU_FLAGS[@]}" -- "$0" --inner net "$D" ;;
+      pyhost)
+        scripts/with-emulator.sh "${EMU_FLAGS[@]}" -- env BILL_LIB_SO="$REL/libbill.so" \
+          "$PY" benches/python/host.py "$D/pyhost.json" ;;
+      sessions)
+        # BILL's limits: the sessions are spread so that they stay within them.
+        scripts/with-emulator.sh -- env BENCH_JSON="$D/sessions.json" "$OUT/bill_bench" sessions ;;
+      renewal)
+        # BILL's limits (the emulator's defaults) and the row's idle timeout.
+        scripts/with-emulator.sh --idle-timeout-ms "${BENCH_RENEW_IDLE_MS:-30000}" -- "$0" --inner renewal "$D" "$r" ;;
+      timers)
+        echo "BILL's sample for ${BENCH_SESSIONS:-10000} idle sessions: one threading.Timer each"
+        "$PY" benches/python/timers_idle.py "$D/timers.json" ;;
+      size)
+        strip --strip-all -o "$OUT/libbill.stripped.so" "$REL/libbill.so"
+        BENCH_JSON="$D/dlopen_stripped.json" BENCH_LABEL=stripped "$OUT/dlopen" "$OUT/libbill.stripped.so" 40
+        BENCH_JSON="$D/dlopen_built.json" BENCH_LABEL=built "$OUT/dlopen" "$REL/libbill.so" 40
+        python3 - "$REL/libbill.so" "$OUT/libbill.stripped.so" "$D/size.json" <<'EOF'
 import json, os, sys
 r = {"size.built_bytes": os.path.getsize(sys.argv[1]), "size.stripped_bytes": os.path.getsize(sys.argv[2])}
 for k, v in r.items():
     print(f"  {k:<44} {v:>12} bytes ({v / 1048576:.2f} MiB)")
 json.dump(r, open(sys.argv[3], "w"), indent=1)
 EOF
-      ;;
+        ;;
+      *) echo "unknown step $s" >&2; exit 2 ;;
+    esac
+  done
+done
+for s in "${steps[@]}"; do
+  case "$s" in
     profile)
       command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install -y valgrind)" >&2; exit 2; }
       cg=$OUT/callgrind
@@ -166,7 +198,7 @@ EOF
         done
       fi
       BENCH_PROFILE_STRACE_N=${BENCH_PROFILE_STRACE_N:-1000} python3 scripts/bench_profile_report.py "$OUT" ;;
-    *) echo "unknown step $s" >&2; exit 2 ;;
+    *) ;;
   esac
 done
 meta end

@@ -1,202 +1,352 @@
 #!/usr/bin/env python3
-"""Merges the benchmark fragments in DIR/frag/*.json into DIR/results.json
-and renders the issue #7 table as Markdown (stdout and DIR/table.md).
+"""Merges the benchmark fragments of every run (DIR/frag/runN/*.json) into
+DIR/results.json, renders the table (DIR/table.md) and writes BENCHMARKS.md
+(the repository's, or the path in BENCH_MD; BENCH_MD=- skips it).
 
     scripts/bench_report.py [DIR]      (default build/bench)
 
-results.json: {"meta": {...}, "figures": {fragment: {key: value}},
-"rows": [{"what", "measured", "alternative", "target", "met"}]}.
-A row's "met" is true/false when every figure it needs is present, else null.
+Each figure in the table is the median over the runs, with the lowest and
+highest run in brackets. A target counts as met only if every run meets it.
+results.json: {"meta": {...}, "runs": [{fragment: {key: value}}],
+"rows": [{"what", "measured", "alternative", "target", "met", "runs_met"}]}.
+No number in BENCHMARKS.md is written by hand: all of it comes from here.
 """
 import json
 import os
+import re
 import statistics
 import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def load(d):
     frag = os.path.join(d, "frag")
-    figures = {}
-    for name in sorted(os.listdir(frag)) if os.path.isdir(frag) else []:
-        if name.endswith(".json"):
-            with open(os.path.join(frag, name)) as f:
-                figures[name[:-5]] = json.load(f)
-    return figures
+    meta, runs = {}, []
+    if not os.path.isdir(frag):
+        return meta, runs
+    for name in sorted(os.listdir(frag)):
+        p = os.path.join(frag, name)
+        if name.startswith("meta_") and name.endswith(".json"):
+            with open(p) as f:
+                m = json.load(f)
+            if name in ("meta_start.json", "meta_end.json"):
+                meta.update(m)
+            else:
+                run = name[len("meta_"):-len(".json")].rsplit("_", 1)[0]
+                meta.setdefault("partial_runs", {}).setdefault(run, {}).update(m)
+        elif re.fullmatch(r"run\d+", name) and os.path.isdir(p):
+            figs = {}
+            for fn in sorted(os.listdir(p)):
+                if fn.endswith(".json"):
+                    with open(os.path.join(p, fn)) as f:
+                        figs[fn[:-5]] = json.load(f)
+            if figs:
+                runs.append((int(name[3:]), figs))
+    runs.sort()
+    # Without a full run, the machine facts come from a partial one.
+    for facts in meta.get("partial_runs", {}).values():
+        for key in ("nproc", "cpu_model", "cpu_mhz", "kernel", "git_rev", "command", "src_uncommitted"):
+            meta.setdefault(key, facts.get(key))
+    return meta, [figs for _, figs in runs]
 
 
-class Fig:
-    def __init__(self, figures):
-        self.f = figures
+class Run:
+    def __init__(self, figs):
+        self.f = figs
 
-    def get(self, frag, key):
+    def __call__(self, frag, key):
         return self.f.get(frag, {}).get(key)
 
-    def mean(self, frags, key):
-        """Mean of a figure over rounds (fragments call1, call2, ...)."""
-        v = [self.f[fr][key] for fr in frags if fr in self.f and key in self.f[fr]]
-        return statistics.mean(v) if v else None
 
-
-def fmt(v, unit="", nd=1):
-    if v is None:
-        return "n/a"
-    return f"{v:,.{nd}f}{unit}"
-
-
-def all_present(*v):
-    return all(x is not None for x in v)
-
-
-def rows(F):
+def values(runs, fn):
+    """fn(run) for every run; None where a figure is missing."""
     out = []
-    hot = lambda k: F.get("hot", k)
-
-    # 1. bill_touch, one thread
-    touch, floor, ratio = hot("touch.median_ns"), hot("floor.median_ns"), hot("touch_over_floor.median_ratio")
-    timer = F.get("timer_restart", "py.timer_restart.median_us")
-    out.append({
-        "what": "`bill_touch` through the C ABI, one thread",
-        "measured": f"median {fmt(touch, ' ns')}; {fmt(ratio, '×', 2)} the floor",
-        "alternative": f"floor (coarse clock read + atomic store, C loop): {fmt(floor, ' ns')}; "
-                       f"Python `threading.Timer` restart: {fmt(timer, ' µs')}"
-                       + (f" ({timer * 1e3 / touch:,.0f}× slower than `bill_touch`)" if all_present(timer, touch) else ""),
-        "target": "median ≤ 2× the floor",
-        "met": (ratio <= 2.0) if ratio is not None else None,
-    })
-
-    # 2. bill_touch, two threads
-    sc, sc1, sc2 = hot("threads.touch.scaling"), hot("threads.touch.1t_mops"), hot("threads.touch.2t_mops")
-    fp, fs = hot("threads.floor_private.scaling"), hot("threads.floor_shared.scaling")
-    own = hot("threads.touch_own.scaling")
-    out.append({
-        "what": "`bill_touch`, 2 threads on one session",
-        "measured": f"{fmt(sc, '×', 2)} one thread ({fmt(sc2, ' M/s', 1)} vs {fmt(sc1, ' M/s', 1)}; "
-                    f"best round {fmt(hot('threads.touch.scaling_max'), '×', 2)})",
-        "alternative": f"1 thread. Controls, same run: each thread touching its own session {fmt(own, '×', 2)}; "
-                       f"floor with a private line per thread {fmt(fp, '×', 2)}; floor writing one shared line {fmt(fs, '×', 2)}",
-        "target": "≥ 1.8× one thread",
-        "met": (sc >= 1.8) if sc is not None else None,
-    })
-
-    # 3. bill_session_id
-    idm, mc = hot("id.median_ns"), hot("memcpy.median_ns")
-    slow, vs_ctl, observed = hot("id.inflight_over_idle"), hot("id.inflight_over_ctl"), hot("renewal.observed")
-    out.append({
-        "what": "`bill_session_id` into a caller buffer",
-        "measured": f"median {fmt(idm, ' ns')}. While a renewal is held in flight: {fmt(slow, '×', 2)} the time just before "
-                    f"(median of {fmt(observed, '', 0)} per-renewal ratios), {fmt(vs_ctl, '×', 2)} an idle session read "
-                    f"at the same moments",
-        "alternative": f"memcpy of the id: {fmt(mc, ' ns')}",
-        "target": "≤ 30 ns median; no slowdown during a renewal (both ratios ≤ 1.10)",
-        "met": (idm <= 30 and slow <= 1.10 and vs_ctl <= 1.10 and observed >= 1)
-        if all_present(idm, slow, vs_ctl, observed) else None,
-    })
-
-    # 4. bill_call
-    calls = ["call1", "call2"]
-    C = lambda k: F.mean(calls, k)
-    lib, ure, raw = C("call.lib.median_us"), C("call.ureq.median_us"), C("call.raw.median_us")
-    r_lib = C("call.lib_over_ureq.median_ratio")
-    req = F.mean(["py1", "py2"], "py.call.requests.median_us")
-    speed = req / lib if all_present(req, lib) else None
-    out.append({
-        "what": "`bill_call` round trip over loopback keep-alive",
-        "measured": f"median {fmt(lib, ' µs')}; {fmt(r_lib, '×', 2)} plain ureq; {fmt(speed, '×', 1)} faster than requests. "
-                    f"Through a host name (`localhost`): {fmt(C('call.lib_localhost.median_us'), ' µs')}, "
-                    f"{fmt(C('call.lib_localhost_over_ureq_localhost'), '×', 2)} plain ureq through the same name",
-        "alternative": f"plain ureq loop {fmt(ure, ' µs')}; Python `requests.Session` {fmt(req, ' µs')}; "
-                       f"raw socket floor {fmt(raw, ' µs')}",
-        "target": "≤ 1.15× plain ureq; ≥ 3× faster than requests",
-        "met": (r_lib <= 1.15 and speed >= 3) if all_present(r_lib, speed) else None,
-    })
-
-    # 5. sign-in
-    ll, lr, lu = C("login.lib.median_us"), C("login.raw.median_us"), C("login.ureq.median_us")
-    lc = F.get("curl", "login.curl.median_us")
-    lreq = F.mean(["py1", "py2"], "py.login.requests.median_us")
-    out.append({
-        "what": "sign-in (`bill_login`)",
-        "measured": f"median {fmt(ll, ' µs')}: {fmt(ll - lr if all_present(ll, lr) else None, ' µs')} above the emulator's own time "
-                    f"(raw keep-alive POST {fmt(lr, ' µs')}), {fmt(ll - lu if all_present(ll, lu) else None, ' µs')} above plain ureq",
-        "alternative": f"`curl` same POST (keep-alive, time_total) {fmt(lc, ' µs')}; plain ureq {fmt(lu, ' µs')}; requests {fmt(lreq, ' µs')}",
-        "target": "report the overhead",
-        "met": True if all_present(ll, lr) else None,
-    })
-
-    # 6. 10,000 idle sessions
-    S = lambda k: F.get("sessions", k)
-    n, bg, heap, late = S("sessions.n"), S("sessions.background_threads"), S("sessions.heap_per_session_bytes"), S("sessions.renew_late_max_ms")
-    renewed, within, added = S("sessions.renewed"), S("sessions.renewed_within_50ms"), S("sessions.threads_added")
-    T = lambda k: F.get("timers", k)
-    out.append({
-        "what": f"{fmt(n, '', 0)} idle sessions",
-        "measured": f"{fmt(bg, '', 0)} background thread ({fmt(added, '', 0)} added by the sessions); heap {fmt(heap, ' B', 0)}/session; "
-                    f"{fmt(within, '', 0)}/{fmt(n, '', 0)} renewals within 50 ms (latest {fmt(late, ' ms', 1)}, "
-                    f"median {fmt(S('sessions.renew_late_median_ms'), ' ms', 2)})",
-        "alternative": f"burst of {fmt(S('burst.n'), '', 0)} renewals due at once: last {fmt(S('burst.drain_ms'), ' ms', 0)} late, "
-                       f"{fmt(S('burst.within_50ms'), '', 0)} within 50 ms ({fmt(S('burst.renewals_per_s'), '/s', 0)} one after another). "
-                       f"One `threading.Timer` per session (BILL's sample): {fmt(T('py.timers.threads_added'), '', 0)} threads, "
-                       f"{fmt(T('py.timers.rss_per_session_bytes'), ' B', 0)} RSS/session, latest timer {fmt(T('py.timers.late_max_ms'), ' ms', 1)}",
-        "target": "1 background thread; heap ≤ 4 KiB/session; every renewal within 50 ms of its deadline",
-        "met": (bg == 1 and added == 0 and heap <= 4096 and renewed == n and within == n)
-        if all_present(bg, added, heap, renewed, within, n) else None,
-    })
-
-    # 7. size and load
-    st, bt = F.get("size", "size.stripped_bytes"), F.get("size", "size.built_bytes")
-    ds, db = F.get("dlopen_stripped", "dlopen.stripped.median_us"), F.get("dlopen_built", "dlopen.built.median_us")
-    out.append({
-        "what": "library size and load",
-        "measured": f"stripped `libbill.so` {fmt(st / 1048576 if st else None, ' MiB', 2)}; `dlopen`+`dlsym` {fmt(ds, ' µs', 0)}",
-        "alternative": f"as built (symbols kept): {fmt(bt / 1048576 if bt else None, ' MiB', 2)}, dlopen {fmt(db, ' µs', 0)}",
-        "target": "size ≤ 4 MiB",
-        "met": (st <= 4 * 1048576) if st else None,
-    })
+    for r in runs:
+        try:
+            v = fn(r)
+        except (TypeError, ZeroDivisionError):
+            v = None
+        out.append(v)
     return out
 
 
+def num(v, unit="", nd=1):
+    return "n/a" if v is None else f"{v:,.{nd}f}{unit}"
+
+
+def spread(runs, fn, unit="", nd=1):
+    """'median (min–max)' over the runs, or one value if there is one run."""
+    v = [x for x in values(runs, fn) if x is not None]
+    if not v:
+        return "n/a"
+    med = statistics.median(v)
+    if len(v) == 1 or num(min(v), "", nd) == num(max(v), "", nd):
+        return num(med, unit, nd)
+    return f"{num(med, unit, nd)} ({num(min(v), '', nd)}–{num(max(v), '', nd)})"
+
+
+def verdict(runs, fn):
+    """(met, runs_met): met only if every run meets the target; None if a run lacks a figure."""
+    v = values(runs, fn)
+    if not v or any(x is None for x in v):
+        return None, sum(1 for x in v if x)
+    return all(v), sum(1 for x in v if x)
+
+
+def rows(runs):
+    out = []
+
+    def row(what, measured, alternative, target, test=None):
+        met, k = verdict(runs, test) if test else ("-", None)
+        out.append({"what": what, "measured": measured, "alternative": alternative, "target": target,
+                    "met": met, "runs_met": k, "runs": len(runs)})
+
+    S = lambda fn, unit="", nd=1: spread(runs, fn, unit, nd)
+    hot = lambda k: lambda r: r("hot", k)
+
+    row("`bill_touch` through the C ABI, one thread",
+        f"median {S(hot('touch.median_ns'), ' ns')}; {S(hot('touch_over_floor.median_ratio'), '×', 2)} the floor "
+        "(median of per-batch ratios, batches interleaved)",
+        f"floor (coarse clock read + atomic store, C loop): {S(hot('floor.median_ns'), ' ns')}",
+        "median ≤ 2× the floor",
+        lambda r: r("hot", "touch_over_floor.median_ratio") <= 2.0)
+
+    py = lambda k: lambda r: r("pyhost", k)
+    row("Python host: `bill_touch` through ctypes vs BILL's sample (a `threading.Timer` cancelled and started again)",
+        f"`bill_touch` via ctypes {S(py('py.touch_ctypes_ns.median'), ' ns', 0)}; the Timer re-arm costs "
+        f"{S(py('py.rearm_over_touch.median'), '×', 0)} as much (median of per-round ratios, one process, interleaved)",
+        f"Timer re-arm {S(lambda r: r('pyhost', 'py.timer_rearm_ns.median') / 1e3, ' µs')}",
+        "report (what a Python host pays per call)")
+
+    row("`bill_touch`, 2 threads on one session",
+        f"scaling {S(hot('threads.touch.scaling'), '×', 2)} one thread "
+        f"({S(hot('threads.touch.2t_mops'), ' M/s')} vs {S(hot('threads.touch.1t_mops'), ' M/s')}); "
+        f"{S(hot('threads.touch_over_own.scaling_ratio'), '×', 3)} the control's scaling (median of per-round ratios)",
+        f"control, same run, rounds interleaved: each thread touching its own session (nothing shared) "
+        f"{S(hot('threads.touch_own.scaling'), '×', 2)}; floor with a private line per thread "
+        f"{S(hot('threads.floor_private.scaling'), '×', 2)}; floor writing one shared line "
+        f"{S(hot('threads.floor_shared.scaling'), '×', 2)}",
+        "scaling ≥ 0.95× the nothing-shared control's scaling in the same run",
+        lambda r: r("hot", "threads.touch_over_own.scaling_ratio") >= 0.95)
+
+    row("`bill_session_id` into a caller buffer",
+        f"median {S(hot('id.median_ns'), ' ns')}",
+        f"memcpy of the id: {S(hot('memcpy.median_ns'), ' ns')}",
+        "≤ 30 ns median",
+        lambda r: r("hot", "id.median_ns") <= 30)
+
+    def extreme(fn, pick, nd=2):
+        v = [x for x in values(runs, fn) if x is not None]
+        return num(pick(v), "", nd) if v else "n/a"
+
+    cyc = lambda r: r("hot", "renewal.cycles")
+    row("`bill_session_id` while a renewal is held in flight "
+        f"({S(hot('renewal.delay_ms'), ' ms', 0)} sign-in delay, renewals every {S(hot('renewal.spacing_ms'), ' ms', 0)})",
+        f"in flight / just before, median over {S(cyc, '', 0)} cycles: {S(hot('id.inflight_over_idle'), '×', 2)}; "
+        f"single cycles, all runs: {extreme(hot('id.inflight_over_idle.min'), min)} to "
+        f"{extreme(hot('id.inflight_over_idle.max'), max)}",
+        f"in flight / an idle session read at the same moments, median over cycles: "
+        f"{S(hot('id.inflight_over_ctl'), '×', 2)}; single cycles, all runs: "
+        f"{extreme(hot('id.inflight_over_ctl.min'), min)} to {extreme(hot('id.inflight_over_ctl.max'), max)}",
+        "no slowdown: both medians ≤ 1.10, every cycle measured",
+        lambda r: (r("hot", "id.inflight_over_idle") <= 1.10 and r("hot", "id.inflight_over_ctl") <= 1.10
+                   and r("hot", "renewal.batches_dropped") == 0
+                   and r("hot", "renewal.cycles") == r("hot", "renewal.cycles_requested")))
+
+    call = lambda k: lambda r: r("call", k)
+    row("`bill_call` round trip over loopback keep-alive (Rust, through the C ABI)",
+        f"median {S(call('call.lib.median_us'), ' µs')}; {S(call('call.lib_over_ureq.median_ratio'), '×', 2)} plain ureq "
+        f"(median of per-pair ratios, one call of each in rotating order). Through a host name (`localhost`): "
+        f"{S(call('call.lib_localhost_over_ureq_localhost'), '×', 2)} plain ureq through the same name",
+        f"plain ureq loop {S(call('call.ureq.median_us'), ' µs')}; raw keep-alive socket {S(call('call.raw.median_us'), ' µs')}",
+        "≤ 1.15× plain ureq",
+        lambda r: r("call", "call.lib_over_ureq.median_ratio") <= 1.15)
+
+    row("Python host: `requests.Session` vs `bill_call` through ctypes",
+        f"`bill_call` via ctypes {S(py('py.call.bill_call_us.median'), ' µs')}; requests takes "
+        f"{S(py('py.call.requests_over_bill_call.median'), '×', 2)} as long (median of per-pair ratios, one process, interleaved)",
+        f"`requests.Session` GET {S(py('py.call.requests_us.median'), ' µs')}",
+        "≥ 3× faster than requests",
+        lambda r: r("pyhost", "py.call.requests_over_bill_call.median") >= 3)
+
+    row("sign-in (`bill_login`)",
+        f"median {S(call('login.lib.median_us'), ' µs')}: {S(call('login.lib_minus_raw_us'), ' µs')} above the emulator's "
+        f"own time (raw keep-alive POST {S(call('login.raw.median_us'), ' µs')}), "
+        f"{S(call('login.lib_minus_ureq_us'), ' µs')} above plain ureq (interleaved)",
+        f"`curl` same POST (keep-alive, time_total, separate process) {S(lambda r: r('curl', 'login.curl.median_us'), ' µs')}; "
+        f"Python: requests takes {S(py('py.login.requests_over_bill_login.median'), '×', 2)} as long as `bill_login` "
+        f"via ctypes (interleaved)",
+        "report the overhead")
+
+    ses = lambda k: lambda r: r("sessions", k)
+    tim = lambda k: lambda r: r("timers", k)
+    row(f"{S(ses('sessions.n'), '', 0)} idle sessions over {S(ses('sessions.dev_keys'), '', 0)} devKeys "
+        "(BILL's sign-in budget)",
+        f"{S(ses('sessions.background_threads'), '', 0)} libbill thread while idle "
+        f"({S(ses('sessions.threads_added'), '', 0)} added by the sessions); heap "
+        f"{S(ses('sessions.heap_per_session_bytes'), ' B', 0)}/session. Renewals due one per ms on loopback: "
+        f"{S(ses('sessions.renewed_before_deadline'), '', 0)} renewed before their deadline, lateness after the due time "
+        f"p50 {S(ses('sessions.renew_late_median_ms'), ' ms', 2)}, max {S(ses('sessions.renew_late_max_ms'), ' ms', 1)}, "
+        f"at most {S(ses('sessions.peak_renewal_threads_sampled'), '', 0)} renewal threads seen",
+        f"one `threading.Timer` per session (BILL's sample): {S(tim('py.timers.threads_added'), '', 0)} threads, "
+        f"{S(tim('py.timers.rss_per_session_bytes'), ' B', 0)} RSS/session",
+        "1 libbill thread while idle; heap ≤ 4 KiB/session",
+        lambda r: (r("sessions", "sessions.background_threads") == 1 and r("sessions", "sessions.threads_added") == 0
+                   and r("sessions", "sessions.heap_per_session_bytes") <= 4096))
+
+    def renew(engine, wl):
+        f = f"renew_{engine}"
+        k = f"renew.{engine}.{wl}"
+        g = lambda key: lambda r: r(f, f"{k}.{key}")
+
+        def late(name):
+            s = S(g(f"late_{name}_ms"), " ms", 0)
+            cens = values(runs, g(f"late_{name}_censored"))
+            return ("> " + s) if any(c for c in cens if c) else s
+
+        return g, late
+
+    for wl in ("spread",):
+        gp, lp = renew("parallel", wl)
+        gs, ls = renew("serial", wl)
+        row(f"renewal: {S(gp('sessions'), '', 0)} sessions over {S(gp('orgs'), '', 0)} organizations and "
+            f"{S(gp('dev_keys'), '', 0)} devKeys, idle {S(gp('idle_s'), ' s', 0)}, margin {S(gp('margin_s'), ' s', 0)}, "
+            f"all due within {S(gp('due_spread_ms'), ' ms', 0)}, sign-in delay {S(gp('login_delay_ms'), ' ms', 0)}",
+            f"parallel engine: {S(gp('before_deadline_pct'), '%', 1)} renewed before the idle deadline; lateness after "
+            f"the due time p50 {lp('p50')}, p99 {lp('p99')}, max {lp('max')}; peak "
+            f"{S(gp('peak_workers'), '', 0)} renewal threads; final {S(gp('final_threads'), '', 0)} libbill thread(s), "
+            f"{S(lambda r: r('renew_parallel', 'renew.parallel.spread.workers_exit_ms') / 1e3, ' s', 1)} after the "
+            "last renewal (at most 5 s is waited)",
+            f"serial engine (`set_max_workers(1)`), same run: {S(gs('before_deadline_pct'), '%', 1)} before the deadline; "
+            f"p50 {ls('p50')}, p99 {ls('p99')}, max {ls('max')} (cut off {S(gs('cutoff_after_last_due_ms'), ' ms', 0)} "
+            f"after the last due time, {S(gs('renewed'), '', 0)} renewed by then); peak {S(gs('peak_workers'), '', 0)} "
+            f"renewal thread; {S(gs('final_threads'), '', 0)} libbill threads at the cut-off",
+            "100% renewed before the deadline (parallel engine)",
+            lambda r: r("renew_parallel", "renew.parallel.spread.before_deadline")
+            == r("renew_parallel", "renew.parallel.spread.sessions"))
+
+    gp, lp = renew("parallel", "one_org")
+    gs, ls = renew("serial", "one_org")
+    row(f"renewal: {S(gp('sessions'), '', 0)} sessions in one organization (3 in flight), same delay",
+        f"parallel engine: {S(gp('before_deadline_pct'), '%', 1)} renewed before the deadline; drain "
+        f"{S(lambda r: r('renew_parallel', 'renew.parallel.one_org.drain_ms') / 1e3, ' s', 2)} from the first due time "
+        f"to the last renewal, {S(lambda r: r('renew_parallel', 'renew.parallel.one_org.drain_ms') / r('renew_parallel', 'renew.parallel.one_org.bound_ms'), '×', 2)} "
+        f"the bound; at most {S(gp('peak_workers_sampled'), '', 0)} renewal threads seen at once",
+        f"bound {S(lambda r: r('renew_parallel', 'renew.parallel.one_org.bound_ms') / 1e3, ' s', 2)} "
+        f"(sessions × delay / 3); serial engine, same run: drain "
+        f"{S(lambda r: r('renew_serial', 'renew.serial.one_org.drain_ms') / 1e3, ' s', 2)}, "
+        f"{S(gs('before_deadline_pct'), '%', 1)} before the deadline",
+        "100% renewed before the deadline (parallel engine); drain compared with the bound",
+        lambda r: r("renew_parallel", "renew.parallel.one_org.before_deadline")
+        == r("renew_parallel", "renew.parallel.one_org.sessions"))
+
+    row("library size and load",
+        f"stripped `libbill.so` {S(lambda r: r('size', 'size.stripped_bytes') / 1048576, ' MiB', 2)}; "
+        f"`dlopen`+`dlsym` {S(lambda r: r('dlopen_stripped', 'dlopen.stripped.median_us'), ' µs', 0)}",
+        f"as built (symbols kept): {S(lambda r: r('size', 'size.built_bytes') / 1048576, ' MiB', 2)}, dlopen "
+        f"{S(lambda r: r('dlopen_built', 'dlopen.built.median_us'), ' µs', 0)}",
+        "size ≤ 4 MiB",
+        lambda r: r("size", "size.stripped_bytes") <= 4 * 1048576)
+    return out
+
+
+def met_text(r):
+    if r["met"] == "-":
+        return "—"
+    if r["met"] is None:
+        return f"n/a ({r['runs_met']}/{r['runs']} runs have the figures and meet it)"
+    if r["met"]:
+        return f"yes ({r['runs_met']}/{r['runs']} runs)"
+    return f"**no** ({r['runs_met']}/{r['runs']} runs meet it)"
+
+
 def table(rs):
-    lines = ["| what | measured | alternative / limit | target | met |", "|---|---|---|---|---|"]
+    lines = ["| what | measured | alternative / control | target | met in every run |", "|---|---|---|---|---|"]
     for r in rs:
-        met = {True: "yes", False: "**no**", None: "n/a"}[r["met"]]
-        lines.append(f"| {r['what']} | {r['measured']} | {r['alternative']} | {r['target']} | {met} |")
+        lines.append(f"| {r['what']} | {r['measured']} | {r['alternative']} | {r['target']} | {met_text(r)} |")
     return "\n".join(lines)
+
+
+# Headline figures, one column per run.
+PER_RUN = [
+    ("touch / floor", "hot", "touch_over_floor.median_ratio", 2),
+    ("touch scaling, 2 threads", "hot", "threads.touch.scaling", 2),
+    ("own-session control scaling", "hot", "threads.touch_own.scaling", 2),
+    ("touch scaling / control", "hot", "threads.touch_over_own.scaling_ratio", 3),
+    ("`bill_session_id` (ns)", "hot", "id.median_ns", 1),
+    ("id in flight / before (median of cycles)", "hot", "id.inflight_over_idle", 2),
+    ("id in flight / idle session (median of cycles)", "hot", "id.inflight_over_ctl", 2),
+    ("`bill_call` / plain ureq", "call", "call.lib_over_ureq.median_ratio", 2),
+    ("Python: Timer re-arm / `bill_touch` via ctypes", "pyhost", "py.rearm_over_touch.median", 0),
+    ("Python: requests / `bill_call` via ctypes", "pyhost", "py.call.requests_over_bill_call.median", 2),
+    ("heap per idle session (B)", "sessions", "sessions.heap_per_session_bytes", 0),
+    ("renewal, spread: parallel, % before deadline", "renew_parallel", "renew.parallel.spread.before_deadline_pct", 1),
+    ("renewal, spread: parallel, max lateness (ms)", "renew_parallel", "renew.parallel.spread.late_max_ms", 0),
+    ("renewal, spread: serial, % before deadline", "renew_serial", "renew.serial.spread.before_deadline_pct", 1),
+    ("renewal, one org: parallel, % before deadline", "renew_parallel", "renew.parallel.one_org.before_deadline_pct", 1),
+    ("renewal, one org: parallel drain (ms)", "renew_parallel", "renew.parallel.one_org.drain_ms", 0),
+    ("renewal, one org: serial drain (ms)", "renew_serial", "renew.serial.one_org.drain_ms", 0),
+]
+
+
+def per_run_table(runs):
+    head = "| figure | " + " | ".join(f"run {i + 1}" for i in range(len(runs))) + " |"
+    lines = [head, "|---|" + "---|" * len(runs)]
+    for label, frag, key, nd in PER_RUN:
+        lines.append(f"| {label} | " + " | ".join(num(r(frag, key), "", nd) for r in runs) + " |")
+    return "\n".join(lines)
+
+
+def header(meta, nruns):
+    load = f"load average {meta.get('start.loadavg', '?')} at the start, {meta.get('end.loadavg', '?')} at the end"
+    try:
+        busy = max(float(x) for x in (meta.get("start.loadavg", "0").split() + meta.get("end.loadavg", "0").split()))
+    except ValueError:
+        busy = 0.0
+    nproc = meta.get("nproc") or 2
+    partial = "; ".join(f"{k}: {v.get('start.time', '?')}, load {v.get('start.loadavg', '?')}"
+                        for k, v in meta.get("partial_runs", {}).items())
+    h = (f"Command: `{meta.get('command', '?')}` ({nruns} runs). Commit {meta.get('git_rev', '?')}"
+         + (" (src/ had uncommitted changes)" if meta.get("src_uncommitted") else "")
+         + f". {meta.get('start.time', '?')} to {meta.get('end.time', '?')}. Machine: {meta.get('nproc', '?')} CPUs, "
+         + f"{meta.get('cpu_model', '?')}, kernel {meta.get('kernel', '?')}; {load}.")
+    if busy > nproc:
+        h += (f" **The machine was busy** (load above its {nproc} CPUs, from other builds): absolute times are "
+              "inflated and noisier than on a quiet machine; ratios are taken side by side, but a busy machine "
+              "also widens their spread.")
+    if partial:
+        h += f" Partial runs since (scripts/bench.sh --only): {partial}."
+    return h
 
 
 def main():
     d = sys.argv[1] if len(sys.argv) > 1 else "build/bench"
-    figures = load(d)
-    meta = {}
-    for k in ("meta_start", "meta_end"):
-        meta.update(figures.pop(k, {}))
-    # Partial runs (scripts/bench.sh --only ...) that replaced some figures since.
-    for k in sorted(k for k in figures if k.startswith("meta_only-")):
-        run = k[len("meta_"):].rsplit("_", 1)[0]
-        meta.setdefault("partial_runs", {}).setdefault(run, {}).update(figures.pop(k))
-    # Without a full run, the machine facts come from a partial one.
-    for facts in meta.get("partial_runs", {}).values():
-        for key in ("nproc", "cpu_model", "cpu_mhz", "kernel"):
-            meta.setdefault(key, facts.get(key))
-    F = Fig(figures)
-    rs = rows(F)
+    meta, figs = load(d)
+    runs = [Run(f) for f in figs]
+    rs = rows(runs)
     with open(os.path.join(d, "results.json"), "w") as f:
-        json.dump({"meta": meta, "figures": figures, "rows": rs}, f, indent=1)
+        json.dump({"meta": meta, "runs": figs, "rows": rs}, f, indent=1)
+    head = header(meta, len(runs))
     md = table(rs)
-    partial = "; ".join(f"{k}: {v.get('start.time', '?')}, load {v.get('start.loadavg', '?')}"
-                        for k, v in meta.get("partial_runs", {}).items())
-    head = (f"Machine: {meta.get('nproc', '?')} CPUs, {meta.get('cpu_model', '?')}, kernel {meta.get('kernel', '?')}; "
-            f"load average {meta.get('start.loadavg', '?')} at start, {meta.get('end.loadavg', '?')} at end; "
-            f"{meta.get('start.time', '?')}; commit {meta.get('git_rev', '?')}"
-            + (" (src/ had uncommitted changes)" if meta.get("src_uncommitted") else "")
-            + f"; `{meta.get('command', '?')}`"
-            + (f". Partial runs since (scripts/bench.sh --only): {partial}" if partial else ""))
+    per = per_run_table(runs)
     with open(os.path.join(d, "table.md"), "w") as f:
-        f.write(head + "\n\n" + md + "\n")
+        f.write(head + "\n\n" + md + "\n\n" + per + "\n")
     print()
     print(head)
     print()
     print(md)
+    print()
+    print(per)
     print(f"\nresults: {os.path.join(d, 'results.json')}")
+    out = os.environ.get("BENCH_MD", os.path.join(HERE, "..", "BENCHMARKS.md"))
+    if out != "-":
+        with open(os.path.join(HERE, "..", "benches", "BENCHMARKS.md.in")) as f:
+            tpl = f.read()
+        doc = tpl.replace("@HEADER@", head).replace("@TABLE@", md).replace("@PER_RUN@", per)
+        with open(out, "w") as f:
+            f.write(doc)
+        print(f"wrote {os.path.normpath(out)}")
 
 
 if __name__ == "__main__":

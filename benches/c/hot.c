@@ -4,9 +4,11 @@
  *   hot single      bill_touch vs its floor (coarse clock read + atomic store),
  *                   bill_session_id vs memcpy of the id; interleaved batches
  *   hot threads     touch throughput, 2 threads on one session vs 1 thread,
+ *                   against each thread on its own session (nothing shared),
  *                   with the floor (private and shared cache line) as controls
  *   hot renewal     bill_session_id while a renewal hangs in flight (the
- *                   emulator's delay fault on login) vs while idle
+ *                   emulator's delay fault on login) vs just before, per
+ *                   renewal cycle, and vs an idle session at the same moments
  *   hot all         all three
  *   hot profile touch|id|floor|memcpy N   N calls of one kernel (for callgrind)
  *
@@ -217,7 +219,9 @@ static double run_threads(int mode, int n, long ms) {
 }
 
 static void bench_threads(void) {
-    const int rounds = (int)env_long("BENCH_THREAD_ROUNDS", 11);
+    int rounds = (int)env_long("BENCH_THREAD_ROUNDS", 11);
+    if (rounds > 32) rounds = 32;
+    if (rounds < 1) rounds = 1;
     const long ms = env_long("BENCH_THREAD_MS", 200);
     double one[NMODES][32], two[NMODES][32], ratio[NMODES][32];
     bill_options *o = bench_options(0, 60000);
@@ -248,6 +252,14 @@ static void bench_threads(void) {
         snprintf(key, sizeof key, "threads.%s.scaling_max", mode_names[m]);
         report(key, pct(ratio[m], (size_t)rounds, 100), "x (best round)");
     }
+    /* The target: one session's scaling against nothing shared at all, round by round. */
+    double rel[32];
+    for (int r = 0; r < rounds && r < 32; r++) rel[r] = ratio[M_TOUCH][r] / ratio[M_TOUCH_OWN][r];
+    report("threads.touch_over_own.scaling_ratio", median(rel, (size_t)rounds),
+           "x (median over rounds of touch scaling / own-session scaling)");
+    report("threads.touch_over_own.ratio_of_medians",
+           median(ratio[M_TOUCH], (size_t)rounds) / median(ratio[M_TOUCH_OWN], (size_t)rounds), "x");
+    json_num("threads.rounds", rounds);
     bill_session_free(g_s_own[1]);
 }
 
@@ -262,28 +274,38 @@ __attribute__((noinline)) static unsigned k_id_ctl(size_t n) {
     return acc;
 }
 
-static double median_range(const double *v, size_t from, size_t to) { return median(v + from, to - from); }
-
+/* Per cycle: the session idles (ids read), its renewal comes due and the
+ * emulator holds the sign-in reply; ids are read all along. The hold is
+ * shorter than the spacing of renewals, so every cycle has a "before" phase
+ * of several hundred ms, and the buffers are sized for a whole cycle. */
 static void bench_renewal(void) {
-    const long delay_ms = env_long("BENCH_RENEW_DELAY_MS", 600);
-    const int cycles = (int)env_long("BENCH_RENEW_CYCLES", 6);
-    /* Renewal 500 ms after the last use; the id stays valid for 1.5 s, so a
-     * renewal held for 600 ms is still in time. The control session (the
-     * main one) has a 35-minute timeout and is not renewed meanwhile. */
-    bill_options *o = bench_options(1500, 1000);
+    const long delay_ms = env_long("BENCH_ID_RENEW_DELAY_MS", 250);
+    const long spacing_ms = env_long("BENCH_ID_RENEW_SPACING_MS", 1000);
+    const int cycles = (int)env_long("BENCH_ID_RENEW_CYCLES", 8);
+    if (delay_ms * 2 > spacing_ms) {
+        fprintf(stderr, "the hold (%ld ms) must be under half the renewal spacing (%ld ms)\n", delay_ms, spacing_ms);
+        exit(2);
+    }
+    /* Renewal every spacing_ms; the id stays valid for 3 x spacing, so a held
+     * renewal is always in time. The control session (the main one) has a
+     * 35-minute timeout and is not renewed meanwhile. */
+    bill_options *o = bench_options((uint64_t)spacing_ms * 3, (uint64_t)spacing_ms * 2);
     bill_session *s = login_or_die(o);
     bill_options_free(o);
     bill_session *keep = g_s;
     g_ctl = keep;
     g_s = s;
-    const size_t batch = 100, cap = 200000;
+    const size_t batch = 100;
+    /* A batch pair takes >= 2 x 100 x ~10 ns; sized for 2 s of them. */
+    const size_t cap = 1 << 20;
     double *idle = malloc(cap * sizeof(double)), *fly = malloc(cap * sizeof(double));
-    double *fly_ctl = malloc(cap * sizeof(double)), *fly_rel = malloc(cap * sizeof(double));
-    double cyc[64];
-    size_t ni = 0, nf = 0, ncyc = 0;
-    double fly_max = 0, idle_max = 0, inflight_ms_sum = 0;
+    double *rel = malloc(cap * sizeof(double));
+    double cyc[64], cyc_ctl[64], cyc_idle[64], cyc_fly[64];
+    if (!idle || !fly || !rel) abort();
+    size_t ncyc = 0, full = 0;
+    double inflight_ms_sum = 0;
     int renewals_seen = 0;
-    for (int c = 0; c < cycles; c++) {
+    for (int c = 0; c < cycles && c < 64; c++) {
         char fault[160];
         snprintf(fault, sizeof fault, "{\"mode\":\"delay\",\"target\":\"login\",\"delay_ms\":%ld,\"count\":1}", delay_ms);
         if (emu_post("/_emu/faults", fault) != 200) {
@@ -291,8 +313,8 @@ static void bench_renewal(void) {
             exit(1);
         }
         int seen_renewing = 0;
-        size_t ni0 = ni, nf0 = nf;
-        uint64_t fly_start = 0, fly_end = 0, deadline = now_ns() + 8000000000u;
+        size_t ni = 0, nf = 0;
+        uint64_t fly_start = 0, fly_end = 0, deadline = now_ns() + (uint64_t)spacing_ms * 4000000u;
         while (now_ns() < deadline) {
             bill_state st = 0;
             bill_session_state(s, &st);
@@ -309,45 +331,61 @@ static void bench_renewal(void) {
             bill_state st2 = 0;
             bill_session_state(s, &st2);
             if (st2 != st) continue; /* the batch straddled a state change */
-            if (in_flight && nf < cap) {
-                fly[nf] = v;
-                fly_ctl[nf] = ctl;
-                fly_rel[nf++] = v / ctl;
-                if (v > fly_max) fly_max = v;
-            } else if (!in_flight && !seen_renewing && ni < cap) {
-                idle[ni++] = v;
-                if (v > idle_max) idle_max = v;
+            if (in_flight) {
+                if (nf < cap) {
+                    fly[nf] = v;
+                    rel[nf++] = v / ctl;
+                } else {
+                    full++;
+                }
+            } else if (!seen_renewing) {
+                if (ni < cap) {
+                    idle[ni++] = v;
+                } else {
+                    full++;
+                }
             }
         }
         if (seen_renewing && fly_end) {
             renewals_seen++;
             inflight_ms_sum += (double)(fly_end - fly_start) / 1e6;
-            if (ni > ni0 && nf > nf0 && ncyc < 64) cyc[ncyc++] = median_range(fly, nf0, nf) / median_range(idle, ni0, ni);
+        }
+        if (seen_renewing && fly_end && ni > 0 && nf > 0) {
+            cyc_idle[ncyc] = median(idle, ni);
+            cyc_fly[ncyc] = median(fly, nf);
+            cyc[ncyc] = cyc_fly[ncyc] / cyc_idle[ncyc];
+            cyc_ctl[ncyc] = median(rel, nf);
+            printf("  cycle %d: %zu batches before, %zu in flight (%.0f ms): in flight / before %.3f, "
+                   "in flight / idle session %.3f\n",
+                   c + 1, ni, nf, (double)(fly_end - fly_start) / 1e6, cyc[ncyc], cyc_ctl[ncyc]);
+            ncyc++;
         }
     }
     emu_post("/_emu/faults", "{\"mode\":\"none\"}");
-    printf("bill_session_id while a renewal is held %ld ms by the emulator (%d of %d renewals observed)\n", delay_ms,
-           renewals_seen, cycles);
+    printf("bill_session_id while a renewal is held %ld ms by the emulator, renewals every %ld ms "
+           "(%d of %d renewals observed, %zu cycles measured)\n",
+           delay_ms, spacing_ms, renewals_seen, cycles, ncyc);
     report("renewal.observed", renewals_seen, "renewals");
+    report("renewal.cycles", (double)ncyc, "cycles with both phases measured");
+    report("renewal.batches_dropped", (double)full, "batches beyond the buffers (should be 0)");
     report("renewal.inflight_ms", renewals_seen ? inflight_ms_sum / renewals_seen : 0, "ms in RENEWING");
-    report("id.idle.median_ns", median(idle, ni), "ns (same session, before its renewal)");
-    report("id.inflight.median_ns", median(fly, nf), "ns (while its renewal is held)");
-    report("id.ctl_during_inflight.median_ns", median(fly_ctl, nf), "ns (another session, same moments)");
-    report("id.idle.p99_ns", pct(idle, ni, 99), "ns");
-    report("id.inflight.p99_ns", pct(fly, nf, 99), "ns");
-    report("id.idle.max_batch_avg_ns", idle_max, "ns");
-    report("id.inflight.max_batch_avg_ns", fly_max, "ns");
-    /* The headline: per cycle, in flight vs just before; median over cycles. */
+    report("id.idle.median_ns", median(cyc_idle, ncyc), "ns (median over cycles, before the renewal)");
+    report("id.inflight.median_ns", median(cyc_fly, ncyc), "ns (median over cycles, while it is held)");
+    /* The headline: per cycle, in flight vs just before; median and spread over cycles. */
     report("id.inflight_over_idle", median(cyc, ncyc), "x (median over cycles of in-flight/before)");
-    report("id.inflight_over_ctl", median(fly_rel, nf), "x (in-flight session / idle session, interleaved)");
-    json_num("id.idle.batches", (double)ni);
-    json_num("id.inflight.batches", (double)nf);
+    report("id.inflight_over_idle.min", pct(cyc, ncyc, 0), "x (lowest cycle)");
+    report("id.inflight_over_idle.max", pct(cyc, ncyc, 100), "x (highest cycle)");
+    report("id.inflight_over_ctl", median(cyc_ctl, ncyc), "x (median over cycles of in-flight session / idle session)");
+    report("id.inflight_over_ctl.min", pct(cyc_ctl, ncyc, 0), "x (lowest cycle)");
+    report("id.inflight_over_ctl.max", pct(cyc_ctl, ncyc, 100), "x (highest cycle)");
+    json_num("renewal.delay_ms", (double)delay_ms);
+    json_num("renewal.spacing_ms", (double)spacing_ms);
+    json_num("renewal.cycles_requested", (double)cycles);
     g_s = keep;
     bill_session_free(s);
     free(idle);
     free(fly);
-    free(fly_ctl);
-    free(fly_rel);
+    free(rel);
 }
 
 int main(int argc, char **argv) {
