@@ -169,12 +169,13 @@ pub const MAX_CA_FILE: u64 = 1 << 20;
 /// device is refused by the check that follows instead of hanging or
 /// filling memory (/dev/zero).
 fn read_ca_file(path: &std::path::Path) -> Result<Zeroizing<Vec<u8>>> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| Error::invalid(format!("cannot open the CA file: {}", e.kind())))?;
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    // Windows has no FIFOs that block an open; the metadata check below
+    // refuses anything that is not a regular file there too.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut open, libc::O_NONBLOCK | libc::O_NOCTTY);
+    let file = open.open(path).map_err(|e| Error::invalid(format!("cannot open the CA file: {}", e.kind())))?;
     let meta = file.metadata().map_err(|e| Error::invalid(format!("cannot inspect the CA file: {}", e.kind())))?;
     if !meta.is_file() {
         return Err(Error::invalid("the CA file is not a regular file (a FIFO, device or directory)"));
