@@ -20,6 +20,10 @@ if [ "${1:-}" = "--init" ]; then
   if [ ! -f "$WINEPREFIX/system.reg" ]; then
     mkdir -p "$WINEPREFIX"
     "$wine" wineboot --init >/dev/null 2>&1 || true
+    # The registry files are written when the wine server exits: wait for it.
+    server=$(command -v wineserver || true)
+    [ -n "$server" ] || server=$(dirname "$wine")/wineserver
+    [ -x "$server" ] && "$server" -w || true
     [ -f "$WINEPREFIX/system.reg" ] || { echo "wine-run: could not create the prefix $WINEPREFIX" >&2; exit 1; }
     echo "wine-run: created the Wine prefix $WINEPREFIX"
   fi
