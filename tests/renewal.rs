@@ -60,18 +60,22 @@ fn peak_login_overlap(e: &bill_emulator::Emulator, delay_ms: u64) -> u64 {
     peak
 }
 
-#[test]
-fn sixty_sessions_due_together_are_all_renewed_in_parallel() {
-    const N: usize = 60;
-    const DELAY: u64 = 200;
-    // Serial renewal needs N x DELAY = 12 s; the margin is 6 s.
-    let (idle, margin) = (14_000, 6_000);
-    let e = emulator(idle);
+/// Signs in `n` sessions spread over `orgs` organizations at once, holds
+/// sign-ins `delay_ms` from then on, and waits until every session has
+/// renewed. Returns the sessions and their first ids.
+fn renew_burst(
+    e: &bill_emulator::Emulator,
+    tag: &str,
+    n: usize,
+    orgs: usize,
+    (idle, margin): (u64, u64),
+    delay_ms: u64,
+) -> (Vec<Session>, Vec<String>) {
     let renewed = Arc::new(AtomicUsize::new(0));
     let sessions: Vec<Session> = std::thread::scope(|sc| {
-        let hs: Vec<_> = (0..N)
+        let hs: Vec<_> = (0..n)
             .map(|i| {
-                let mut o = spread(&e, "par", i, 20, idle, margin);
+                let mut o = spread(e, tag, i, orgs, idle, margin);
                 let r = renewed.clone();
                 o.events = Some(Arc::new(move |ev, _| {
                     if ev == Event::Renewed {
@@ -84,13 +88,24 @@ fn sixty_sessions_due_together_are_all_renewed_in_parallel() {
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let first: Vec<String> = sessions.iter().map(id_of).collect();
-    e.set_fault(Fault::new(FaultMode::Delay).target(FaultTarget::Login).delay_ms(DELAY));
+    e.set_fault(Fault::new(FaultMode::Delay).target(FaultTarget::Login).delay_ms(delay_ms));
     assert!(
-        wait_until(ms(idle + 10_000), || renewed.load(Ordering::Relaxed) >= N),
-        "only {} of {N} sessions renewed",
+        wait_until(ms(idle + 10_000), || renewed.load(Ordering::Relaxed) >= n),
+        "only {} of {n} sessions renewed",
         renewed.load(Ordering::Relaxed)
     );
     e.clear_faults();
+    (sessions, first)
+}
+
+#[test]
+fn sixty_sessions_due_together_are_all_renewed_in_parallel() {
+    const N: usize = 60;
+    const DELAY: u64 = 200;
+    // Serial renewal needs N x DELAY = 12 s; the margin is 6 s.
+    let (idle, margin) = (14_000, 6_000);
+    let e = emulator(idle);
+    let (sessions, first) = renew_burst(&e, "par", N, 20, (idle, margin), DELAY);
     for (s, old) in sessions.iter().zip(&first) {
         assert_ne!(&id_of(s), old, "every session has a new id");
         assert_eq!(s.state(), State::Active);
@@ -317,30 +332,7 @@ fn a_burst_in_one_organization_is_renewed_three_at_a_time() {
     // One at a time needs N x DELAY = 6 s; the margin is 4.5 s; three at a time need 2 s.
     let (idle, margin) = (12_000, 4_500);
     let e = emulator(idle);
-    let renewed = Arc::new(AtomicUsize::new(0));
-    let sessions: Vec<Session> = std::thread::scope(|sc| {
-        let hs: Vec<_> = (0..N)
-            .map(|i| {
-                let mut o = spread(&e, "oneorg", i, 1, idle, margin);
-                let r = renewed.clone();
-                o.events = Some(Arc::new(move |ev, _| {
-                    if ev == Event::Renewed {
-                        r.fetch_add(1, Ordering::Relaxed);
-                    }
-                }));
-                sc.spawn(move || Session::login(&o).unwrap())
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let first: Vec<String> = sessions.iter().map(id_of).collect();
-    e.set_fault(Fault::new(FaultMode::Delay).target(FaultTarget::Login).delay_ms(DELAY));
-    assert!(
-        wait_until(ms(idle + 10_000), || renewed.load(Ordering::Relaxed) >= N),
-        "only {} of {N} sessions renewed",
-        renewed.load(Ordering::Relaxed)
-    );
-    e.clear_faults();
+    let (sessions, first) = renew_burst(&e, "oneorg", N, 1, (idle, margin), DELAY);
     for old in &first {
         let info = e.session(old);
         assert_ne!(info.end_reason, Some(EndReason::Idle), "a session idled out at the emulator: {info:?}");
