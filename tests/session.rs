@@ -240,8 +240,10 @@ fn rate_limit_1144_pauses_renewals_until_the_next_window() {
     let s = Session::login(&o).unwrap();
     // The refusal comes in this window or a later one: its end is no later than the pause's.
     let window_end = (bill::clock::wall_ms() / window + 1) * window;
-    e.set_login_limit(e.stats().login_attempts); // the next sign-in gets BDC_1144
-    assert!(wait_until(WAIT, || e.stats().rejected_1144 >= 1));
+    // The next sign-in gets BDC_1144. The emulator counts the refusal before
+    // the session has read it: wait for both.
+    e.set_login_limit(e.stats().login_attempts);
+    assert!(wait_until(WAIT, || e.stats().rejected_1144 >= 1 && s.last_error().is_some()));
     let attempts = e.stats().login_attempts;
     let err = s.last_error().expect("renewal error recorded");
     assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::RateLimited, Some("BDC_1144")));

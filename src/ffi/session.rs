@@ -126,11 +126,15 @@ pub unsafe extern "C" fn bill_session_id(
 ) -> bill_status {
     boundary::status(|| {
         // Hot path: a live session whose id fits; it builds no error value.
-        let fast = unsafe { session_fast(s) }.filter(|_| !buf.is_null()).and_then(|sess| {
-            sess.with_id_fast(|id| id.len() < cap && unsafe { copy_out(id.as_bytes(), buf, cap, len) }.is_ok())
-        });
-        if fast == Some(true) {
-            return Ok(());
+        if let Some(sess) = unsafe { session_fast(s) }.filter(|_| !buf.is_null()) {
+            // SAFETY: buf is non-null and the caller promises cap writable bytes.
+            if let Some(n) = unsafe { sess.copy_id_fast(buf.cast(), cap) } {
+                if !len.is_null() {
+                    // SAFETY: caller-provided out-pointer.
+                    unsafe { *len = n };
+                }
+                return Ok(());
+            }
         }
         unsafe { session(s) }?.with_id(|id| unsafe { copy_out(id.as_bytes(), buf, cap, len) })?
     })

@@ -40,11 +40,13 @@ use crate::wire::protocol::{self, Protocol};
 
 mod calls;
 mod events;
+mod idcell;
 mod renewal;
 mod request;
 
 pub use events::in_callback;
 use events::{refuse_in_callback, Delivery};
+use idcell::IdCell;
 pub use request::Deadline;
 
 /// Where a session is in its life. Values are stable (they cross the C ABI).
@@ -129,6 +131,8 @@ struct Inner {
     usable_ns: u64,
     renew_after_ns: u64,
     current: ArcSwapOption<Current>,
+    /// The same id for the C fast path (`Session::copy_id_fast`).
+    id_cell: IdCell,
     /// The id before the current one, kept only so that error text can be
     /// scrubbed of it.
     previous: ArcSwapOption<Current>,
@@ -214,6 +218,7 @@ impl Session {
             cfg,
             transport,
             current: ArcSwapOption::const_empty(),
+            id_cell: IdCell::new(),
             previous: ArcSwapOption::const_empty(),
             last_used: AtomicU64::new(0),
             state: AtomicU8::new(State::Active as u8),
@@ -261,6 +266,25 @@ impl Session {
         let r = guard.as_ref().map(|cur| f(cur.id.expose()));
         MARK.with(|c| c.set((self.key(), now)));
         r
+    }
+
+    /// Copies the current id and a NUL into `buf` (`cap` bytes) when it is
+    /// handed out and fits; `None` otherwise (then `with_id` says why).
+    /// Reads no reference count and no thread-local of the id's.
+    ///
+    /// # Safety
+    /// `buf` must be valid for `cap` bytes of writes.
+    #[inline]
+    pub unsafe fn copy_id_fast(&self, buf: *mut u8, cap: usize) -> Option<usize> {
+        let inner = &*self.inner;
+        let now = clock::coarse_now_ns();
+        if !inner.usable_at(now) {
+            return None;
+        }
+        // SAFETY: forwarded caller contract.
+        let n = unsafe { inner.id_cell.copy_to(buf, cap) }?;
+        MARK.with(|c| c.set((self.key(), now)));
+        Some(n)
     }
 
     /// Records that the caller just used the session. Lock-free,
@@ -455,10 +479,11 @@ impl Inner {
     /// stopped being usable must not revive it.
     #[inline]
     fn record_use(&self, now: u64, at: u64) -> bool {
-        if !self.usable_at(now) {
+        // `usable_at` with the one load of the last use that the write needs too.
+        let prev = self.last_used.load(Ordering::Acquire);
+        if !self.state().hands_out_id() || now > prev.saturating_add(self.usable_ns) {
             return false;
         }
-        let prev = self.last_used.load(Ordering::Relaxed);
         if at > prev + TOUCH_GRANULARITY_NS {
             self.last_used.fetch_max(at, Ordering::AcqRel);
         }

@@ -96,6 +96,7 @@ impl Inner {
         } else {
             cur.generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
             let sent_ns = cur.sent_ns;
+            self.id_cell.set(Some(cur.id.expose().as_bytes()));
             let old = self.current.swap(Some(std::sync::Arc::new(cur)));
             self.previous.store(old);
             self.last_used.store(sent_ns, Ordering::Release);
@@ -175,6 +176,7 @@ impl Inner {
         // Sign out the id a sign-in in flight brings, if it lands in time;
         // one that lands later is signed out by whoever made it.
         let f = self.wait_flight(deadline).ok();
+        self.id_cell.set(None);
         let cur = self.current.swap(None);
         drop(f);
         let result = match &cur {
@@ -215,6 +217,7 @@ impl Inner {
         // (and is wiped here) or sees Closed.
         let old = {
             let _f = lock(&self.flight);
+            self.id_cell.set(None);
             self.current.swap(None)
         };
         drop(old);

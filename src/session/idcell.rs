@@ -1,0 +1,164 @@
+//! A copy of the current id that a reader can copy out with plain loads: a
+//! sequence lock over atomic words. `ArcSwap` costs a thread-local lookup and
+//! two atomic read-modify-writes per read; this costs a few loads. Ids longer
+//! than the cell leave it empty and readers take the `ArcSwap` path.
+
+use std::mem::MaybeUninit;
+use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
+
+const WORDS: usize = 32;
+/// The longest id kept here (BILL's ids are far shorter).
+pub const CAPACITY: usize = WORDS * 8;
+/// Reads that collide with a write before the caller is sent to the slow path.
+const READ_ATTEMPTS: u32 = 4;
+
+pub(super) struct IdCell {
+    /// Odd while a writer is changing the words.
+    seq: AtomicU64,
+    /// 0: no id here (closed, or too long for the cell).
+    len: AtomicUsize,
+    words: [AtomicU64; WORDS],
+}
+
+impl IdCell {
+    pub(super) const fn new() -> IdCell {
+        IdCell { seq: AtomicU64::new(0), len: AtomicUsize::new(0), words: [const { AtomicU64::new(0) }; WORDS] }
+    }
+
+    /// Replaces the id (None, or one too long, empties the cell). Every word
+    /// the old id used is overwritten, so no copy of it stays behind.
+    pub(super) fn set(&self, id: Option<&[u8]>) {
+        // Writers exclude each other by taking the sequence from even to odd.
+        let mut s = self.seq.load(Ordering::Relaxed);
+        loop {
+            if s & 1 == 1 {
+                std::hint::spin_loop();
+                s = self.seq.load(Ordering::Relaxed);
+                continue;
+            }
+            match self.seq.compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(now) => s = now,
+            }
+        }
+        fence(Ordering::Release);
+        let bytes = id.filter(|b| b.len() <= CAPACITY).unwrap_or(&[]);
+        self.len.store(bytes.len(), Ordering::Relaxed);
+        let mut chunks = bytes.chunks(8);
+        for w in &self.words {
+            let mut word = [0u8; 8];
+            if let Some(c) = chunks.next() {
+                word[..c.len()].copy_from_slice(c);
+            }
+            w.store(u64::from_ne_bytes(word), Ordering::Relaxed);
+        }
+        self.seq.store(s + 2, Ordering::Release);
+    }
+
+    /// Copies the id and a NUL into `buf` (`cap` bytes). `None` when the cell
+    /// is empty, the id does not fit, or writes kept colliding with the read;
+    /// the caller then takes the slow path, which says why.
+    ///
+    /// # Safety
+    /// `buf` must be valid for `cap` bytes of writes.
+    #[inline]
+    pub(super) unsafe fn copy_to(&self, buf: *mut u8, cap: usize) -> Option<usize> {
+        for _ in 0..READ_ATTEMPTS {
+            let s1 = self.seq.load(Ordering::Acquire);
+            if s1 & 1 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let len = self.len.load(Ordering::Relaxed);
+            if len == 0 || len >= cap || len > CAPACITY {
+                return None;
+            }
+            // Words into a local copy, then one copy into the caller's buffer.
+            let mut local = [MaybeUninit::<u64>::uninit(); WORDS];
+            let n = len.div_ceil(8);
+            for (dst, w) in local[..n].iter_mut().zip(&self.words[..n]) {
+                dst.write(w.load(Ordering::Relaxed));
+            }
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == s1 {
+                // SAFETY: the first n words are written and hold len bytes;
+                // len < cap, so the id and its NUL fit in the caller's buffer.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(local.as_ptr().cast::<u8>(), buf, len);
+                    *buf.add(len) = 0;
+                }
+                return Some(len);
+            }
+        }
+        None
+    }
+}
+
+impl Drop for IdCell {
+    fn drop(&mut self) {
+        self.set(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn read(c: &IdCell, cap: usize) -> Option<Vec<u8>> {
+        let mut buf = vec![0xAAu8; cap];
+        // SAFETY: buf has cap bytes.
+        let n = unsafe { c.copy_to(buf.as_mut_ptr(), cap) }?;
+        assert_eq!(buf[n], 0, "NUL-terminated");
+        buf.truncate(n);
+        Some(buf)
+    }
+
+    #[test]
+    fn copies_fits_and_refuses() {
+        let c = IdCell::new();
+        assert_eq!(read(&c, 64), None, "empty");
+        c.set(Some(b"abcdefghijk"));
+        assert_eq!(read(&c, 64).unwrap(), b"abcdefghijk");
+        assert_eq!(read(&c, 11), None, "no room for the NUL");
+        assert_eq!(read(&c, 12).unwrap(), b"abcdefghijk");
+        c.set(Some(b"xy"));
+        assert_eq!(read(&c, 64).unwrap(), b"xy");
+        assert!(c.words[1].load(Ordering::Relaxed) == 0, "the old id's tail is wiped");
+        c.set(Some(&[b'z'; CAPACITY + 1]));
+        assert_eq!(read(&c, 4096), None, "too long for the cell");
+        c.set(Some(&[b'z'; CAPACITY]));
+        assert_eq!(read(&c, 4096).unwrap().len(), CAPACITY);
+        c.set(None);
+        assert_eq!(read(&c, 64), None);
+        assert!(c.words.iter().all(|w| w.load(Ordering::Relaxed) == 0));
+    }
+
+    #[test]
+    fn readers_never_see_a_torn_id() {
+        let c = Arc::new(IdCell::new());
+        let ids: Vec<Vec<u8>> = (0..4u8).map(|i| vec![b'a' + i; 20 + 17 * i as usize]).collect();
+        c.set(Some(&ids[0]));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (c, ids, stop) = (c.clone(), ids.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    c.set(Some(&ids[i % ids.len()]));
+                }
+            })
+        };
+        let mut seen = 0;
+        for _ in 0..200_000 {
+            if let Some(v) = read(&c, 512) {
+                assert!(ids.contains(&v), "torn read: {}", String::from_utf8_lossy(&v));
+                seen += 1;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap();
+        assert!(seen > 0);
+    }
+}
