@@ -94,7 +94,7 @@ pub fn paused_for(key: u64) -> Option<Duration> {
     with_state(key, |s| (s.paused_until_ms > now).then(|| Duration::from_millis(s.paused_until_ms - now)))
 }
 
-fn rate_limited(msg: &str, wait_ms: u64) -> Error {
+pub fn rate_limited(msg: &str, wait_ms: u64) -> Error {
     Error::new(ErrorKind::RateLimited, msg).with_retry_after(Duration::from_millis(wait_ms))
 }
 

@@ -46,6 +46,10 @@ pub enum Event {
     Expired,
     Closed,
     KeptAlive,
+    /// The shared store stopped answering; the session goes on with local limits.
+    StoreDown,
+    /// The shared store answers again.
+    StoreUp,
 }
 
 /// Receives session events. Called without any library lock held.
@@ -60,6 +64,8 @@ pub const DEFAULT_MAX_RESPONSE: usize = 16 << 20;
 pub const DEFAULT_SIGN_IN_BUDGET: u32 = 200;
 pub const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(3600);
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 3;
+pub const DEFAULT_STORE_PREFIX: &str = "bill:";
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// Longest accepted secret or identifier; BILL's are far shorter.
 pub const MAX_FIELD_LEN: usize = 4096;
@@ -97,6 +103,12 @@ pub struct Options {
     /// Hosts whose HTTPS `apiEndPoint` (v2 Login) may be used besides the base URL's own.
     pub api_endpoint_allow: Vec<String>,
     pub events: Option<EventSink>,
+    /// Fleet mode: the Redis URL (a secret: it may carry a password).
+    pub shared_store: Option<Secret>,
+    /// Prepended to every Redis key, so applications can share one Redis.
+    pub store_key_prefix: String,
+    /// The most a store operation may take before the session falls back to local.
+    pub store_timeout: Duration,
 }
 
 impl Default for Options {
@@ -124,6 +136,9 @@ impl Default for Options {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             api_endpoint_allow: Vec::new(),
             events: None,
+            shared_store: None,
+            store_key_prefix: DEFAULT_STORE_PREFIX.into(),
+            store_timeout: DEFAULT_STORE_TIMEOUT,
         }
     }
 }
@@ -224,6 +239,8 @@ pub struct Config {
     pub opts: Options,
     pub base: BaseUrl,
     pub idle_timeout: Duration,
+    /// Fleet mode's store settings, when a shared store is set.
+    pub store: Option<crate::store::StoreConfig>,
 }
 
 impl Config {
@@ -256,6 +273,7 @@ pub const MAX_RESPONSE_RANGE: std::ops::RangeInclusive<usize> = 1024..=(1 << 30)
 /// The rules, one function each; the setters and `resolve` share them.
 mod rule {
     use super::*;
+    use crate::store::StoreConfig;
 
     /// A secret: 1 to MAX_FIELD_LEN bytes of UTF-8 without control characters.
     pub fn secret(name: &str, value: &Secret) -> Result<()> {
@@ -285,6 +303,27 @@ mod rule {
             )));
         }
         Ok(())
+    }
+
+    /// The shared store's settings, checked by the store's own parser.
+    pub fn store(url: &Secret, prefix: &str, timeout: Duration, ca: Option<&std::path::Path>) -> Result<StoreConfig> {
+        let mut c = StoreConfig::new(url.expose()).map_err(|e| Error::invalid(e.to_string()))?;
+        c.key_prefix = prefix.to_owned();
+        c.op_timeout = timeout;
+        if c.url.is_tls() {
+            c.ca_file = ca.map(PathBuf::from);
+        }
+        c.check().map_err(|e| Error::invalid(e.to_string()))?;
+        Ok(c)
+    }
+
+    pub fn store_timeout(d: Duration) -> Result<()> {
+        duration("store timeout", d, Duration::from_millis(1)).and_then(|()| {
+            if d > Duration::from_secs(60) {
+                return Err(Error::invalid("store timeout must be at most 60000 ms"));
+            }
+            Ok(())
+        })
     }
 
     pub fn idle_timeout(d: Option<Duration>) -> Result<()> {
@@ -458,6 +497,35 @@ impl Options {
         Ok(())
     }
 
+    /// Fleet mode: share the session and BILL's limits through the Redis at
+    /// `url`; `None` turns it off.
+    pub fn set_shared_store(&mut self, url: Option<&[u8]>) -> Result<()> {
+        let url = match url {
+            Some(u) => {
+                let u = secret_from("shared store URL", u)?;
+                rule::store(&u, &self.store_key_prefix, self.store_timeout, None)?;
+                Some(u)
+            }
+            None => None,
+        };
+        self.shared_store = url;
+        Ok(())
+    }
+
+    /// The Redis key prefix; `None` restores the default (`bill:`).
+    pub fn set_store_key_prefix(&mut self, prefix: Option<&str>) -> Result<()> {
+        let p = prefix.unwrap_or(DEFAULT_STORE_PREFIX);
+        rule::store(&Secret::from("redis://127.0.0.1"), p, self.store_timeout, None)?;
+        self.store_key_prefix = p.to_owned();
+        Ok(())
+    }
+
+    pub fn set_store_timeout(&mut self, d: Duration) -> Result<()> {
+        rule::store_timeout(d)?;
+        self.store_timeout = d;
+        Ok(())
+    }
+
     /// Lets v2's `apiEndPoint` point at `host` over HTTPS.
     pub fn allow_api_endpoint_host(&mut self, host: &str) -> Result<()> {
         rule::host(host)?;
@@ -511,7 +579,12 @@ impl Options {
         if self.renew_margin >= idle_timeout {
             return Err(Error::invalid("renewal margin must be shorter than the idle timeout"));
         }
-        Ok(Config { opts: self.clone(), base, idle_timeout })
+        rule::store_timeout(self.store_timeout)?;
+        let store = match &self.shared_store {
+            Some(u) => Some(rule::store(u, &self.store_key_prefix, self.store_timeout, self.ca_file.as_deref())?),
+            None => None,
+        };
+        Ok(Config { opts: self.clone(), base, idle_timeout, store })
     }
 }
 

@@ -6,7 +6,6 @@
 
 mod store_support;
 
-use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
@@ -723,41 +722,6 @@ fn store_with_password_and_timeouts() {
 
 // ---- secrets at rest ----
 
-/// Every key and every value in the server, as bytes.
-fn dump_everything(server: &RedisServer) -> Vec<(String, Vec<u8>)> {
-    let mut c = server.client();
-    let mut out = Vec::new();
-    let mut cursor = 0u64;
-    loop {
-        let (next, keys): (u64, Vec<String>) =
-            redis::cmd("SCAN").arg(cursor).arg("COUNT").arg(100).query(&mut c).unwrap();
-        for k in keys {
-            let ty: String = redis::cmd("TYPE").arg(&k).query(&mut c).unwrap();
-            let mut bytes: Vec<u8> = match ty.as_str() {
-                "string" => redis::cmd("GET").arg(&k).query(&mut c).unwrap(),
-                "hash" => {
-                    let h: HashMap<Vec<u8>, Vec<u8>> = redis::cmd("HGETALL").arg(&k).query(&mut c).unwrap();
-                    h.into_iter().flat_map(|(a, b)| [a, b]).flatten().collect()
-                }
-                "zset" => {
-                    let z: Vec<Vec<u8>> =
-                        redis::cmd("ZRANGE").arg(&k).arg(0).arg(-1).arg("WITHSCORES").query(&mut c).unwrap();
-                    z.concat()
-                }
-                "none" => continue, // expired between SCAN and TYPE
-                other => panic!("unexpected key type {other} for {k}"),
-            };
-            let dump: Option<Vec<u8>> = redis::cmd("DUMP").arg(&k).query(&mut c).unwrap();
-            bytes.extend(dump.unwrap_or_default());
-            out.push((k, bytes));
-        }
-        cursor = next;
-        if cursor == 0 {
-            return out;
-        }
-    }
-}
-
 #[test]
 fn no_plaintext_secret_is_stored() {
     let server = RedisServer::start();
@@ -772,7 +736,7 @@ fn no_plaintext_secret_is_stored() {
     s.take_sign_in(&id, 200, LONG_WINDOW, Origin::Background).unwrap();
     s.pause_sign_ins(&id, LONG_WINDOW).unwrap();
 
-    let everything = dump_everything(&server);
+    let everything = store_support::dump_everything(&server);
     let kinds: Vec<&str> = everything.iter().map(|(k, _)| k.rsplit(':').next().unwrap()).collect();
     for expected in ["session", "lease", "leaseseq", "lastuse", "permits", "signins", "pause"] {
         assert!(kinds.contains(&expected), "the scan should see a {expected} key: {kinds:?}");

@@ -254,6 +254,58 @@ pub unsafe extern "C" fn bill_options_set_ca_file(opts: *mut bill_options, path:
     with_opts(opts, |o| o.set_ca_file(unsafe { opt_str_in(path, "CA file path", options::MAX_PATH_LEN) }?))
 }
 
+/// Fleet mode: every process (on any host) whose options name the same
+/// Redis and the same identity (base URL, API version, devKey, organization
+/// and userName) shares one BILL session and BILL's limits: one sign-in for
+/// the fleet, renewal only when the whole fleet left the session idle, at
+/// most the in-flight limit of requests across the fleet, one sign-in
+/// budget and one BDC_1144 pause per devKey. See the README, "Many processes
+/// and hosts".
+///
+/// `url` (NUL-terminated, at most 2048 bytes) is
+/// `redis://[user:password@]host:port[/db]`, `rediss://...` for TLS (which
+/// trusts the CA file set with `bill_options_set_ca_file`, else the
+/// built-in roots), or `unix:///path/to/redis.sock`. The URL is a secret:
+/// it is copied, wiped when the options are freed, and never appears in
+/// error text. Only the syntax is checked here; Redis is first contacted by
+/// `bill_login`, and a Redis that cannot be reached never fails a sign-in
+/// (the session falls back to local limits and reports BILL_EVENT_STORE_DOWN).
+/// NULL turns fleet mode off (the default). Thread-compatible like every
+/// options setter. Returns BILL_OK, BILL_ERR_NULL_ARG (options) or
+/// BILL_ERR_INVALID_ARG (a malformed URL; the message names the part, never
+/// quotes the URL).
+#[no_mangle]
+pub unsafe extern "C" fn bill_options_set_shared_store(opts: *mut bill_options, url: *const c_char) -> bill_status {
+    with_opts(opts, |o| {
+        let url = unsafe { opt_str_in(url, "shared store URL", MAX_URL_LEN) }?;
+        o.set_shared_store(url.map(str::as_bytes))
+    })
+}
+
+/// Sets the prefix of every Redis key and channel fleet mode uses (default
+/// "bill:"), so several applications can share one Redis: 1 to 64
+/// printable ASCII characters without spaces or braces. NULL restores the
+/// default. Returns BILL_OK, BILL_ERR_NULL_ARG (options) or BILL_ERR_INVALID_ARG.
+#[no_mangle]
+pub unsafe extern "C" fn bill_options_set_store_key_prefix(
+    opts: *mut bill_options,
+    prefix: *const c_char,
+) -> bill_status {
+    with_opts(opts, |o| o.set_store_key_prefix(unsafe { opt_str_in(prefix, "store key prefix", 64) }?))
+}
+
+/// Sets the most one Redis operation may take (connect, read or write;
+/// default 250 ms, 1 ms to 60,000 ms). A `bill_call` waits at most this
+/// long for an unresponsive Redis before it falls back to local limits;
+/// waiting for a fleet-wide request slot that other processes hold is
+/// bounded by the call's own timeout instead. `bill_session_id` and
+/// `bill_touch` never wait on Redis. Returns BILL_OK, BILL_ERR_NULL_ARG or
+/// BILL_ERR_INVALID_ARG.
+#[no_mangle]
+pub unsafe extern "C" fn bill_options_set_store_timeout_ms(opts: *mut bill_options, ms: u64) -> bill_status {
+    with_opts(opts, |o| o.set_store_timeout(millis(ms)))
+}
+
 /// Chooses the refresh mode (`bill_refresh_mode`). Returns BILL_OK,
 /// BILL_ERR_NULL_ARG or BILL_ERR_INVALID_ARG.
 #[no_mangle]

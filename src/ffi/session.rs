@@ -41,8 +41,17 @@ pub enum bill_event {
     BILL_EVENT_EXPIRED = 3,
     /// The session was logged out or freed. Last event for the session.
     BILL_EVENT_CLOSED = 4,
-    /// KEEPALIVE mode: BILL's idle timer was reset; the id is unchanged.
+    /// BILL's idle timer was reset with a keepalive call (KEEPALIVE mode,
+    /// or a RELOGIN renewal without sign-in budget); the id is unchanged.
     BILL_EVENT_KEPT_ALIVE = 5,
+    /// Fleet mode: the shared store stopped answering. The session goes on
+    /// with its own copy of the id and local limits; `status` is
+    /// BILL_ERR_NETWORK and `detail` says why (no secrets). Delivered from
+    /// the thread whose store operation failed.
+    BILL_EVENT_STORE_DOWN = 6,
+    /// Fleet mode: the shared store answers again; the session rejoins the
+    /// fleet's session and limits. Delivered from the store's probe thread.
+    BILL_EVENT_STORE_UP = 7,
 }
 
 pub(crate) fn event_of(ev: Event) -> bill_event {
@@ -52,6 +61,8 @@ pub(crate) fn event_of(ev: Event) -> bill_event {
         Event::Expired => bill_event::BILL_EVENT_EXPIRED,
         Event::Closed => bill_event::BILL_EVENT_CLOSED,
         Event::KeptAlive => bill_event::BILL_EVENT_KEPT_ALIVE,
+        Event::StoreDown => bill_event::BILL_EVENT_STORE_DOWN,
+        Event::StoreUp => bill_event::BILL_EVENT_STORE_UP,
     }
 }
 

@@ -40,12 +40,14 @@ use crate::wire::protocol::{self, Protocol};
 
 mod calls;
 mod events;
+mod fleet;
 mod idcell;
 mod renewal;
 mod request;
 
 pub use events::in_callback;
 use events::{refuse_in_callback, Delivery};
+use fleet::Fleet;
 use idcell::IdCell;
 pub use request::Deadline;
 
@@ -79,7 +81,7 @@ impl State {
 
 /// A touch within this long of the recorded one is not written again, so
 /// threads touching one session do not keep writing a shared cache line.
-const TOUCH_GRANULARITY_NS: u64 = NS_PER_MS;
+pub(super) const TOUCH_GRANULARITY_NS: u64 = NS_PER_MS;
 /// The most an id is withheld before the idle timeout (see `Inner::usable_ns`).
 const EXPIRY_GUARD_MAX_NS: u64 = 1000 * NS_PER_MS;
 
@@ -98,6 +100,9 @@ struct Current {
     /// handles the request, not when we read the reply.
     sent_ns: u64,
     generation: u64,
+    /// The shared store's generation of this id; 0 when it is not shared
+    /// (no store, or signed in while Redis was away).
+    fleet_gen: AtomicU64,
     /// Base URL for calls: the configured one, or v2's accepted `apiEndPoint`.
     base: String,
     trusted: bool,
@@ -145,6 +150,8 @@ struct Inner {
     sched_key: AtomicU64,
     delivery: Mutex<Delivery>,
     delivered: Condvar,
+    /// Fleet mode's store and identity.
+    fleet: Option<Fleet>,
 }
 
 /// A BILL session that keeps itself signed in. Dropping it closes it
@@ -206,6 +213,7 @@ impl Session {
         let idle_ns = cfg.idle_timeout.as_nanos() as u64;
         let dev_key_id = limits::dev_key_id(&cfg.opts.dev_key);
         let gate = limits::gate(dev_key_id, &cfg.opts.org_id, cfg.opts.max_in_flight);
+        let fleet = Fleet::for_config(&cfg)?;
         let inner = Arc::new(Inner {
             proto: protocol::for_version(cfg.opts.api),
             dev_key_id,
@@ -229,10 +237,14 @@ impl Session {
             sched_key: AtomicU64::new(u64::MAX),
             delivery: Mutex::new(Delivery::default()),
             delivered: Condvar::new(),
+            fleet,
         });
-        let cur = inner.sign_in(Origin::Caller, deadline)?;
+        let cur = inner.obtain(Origin::Caller, deadline, None)?;
         // A session nobody else has seen yet cannot have been closed.
         let _ = inner.install(cur);
+        if let Some(f) = &inner.fleet {
+            f.join(Arc::downgrade(&inner));
+        }
         let weak: Weak<dyn Task> = Arc::downgrade(&inner) as Weak<dyn Task>;
         let key = scheduler::register(weak, inner.next_deadline());
         inner.sched_key.store(key, Ordering::Release);

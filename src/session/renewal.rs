@@ -2,9 +2,10 @@
 //! side, installing a new id, and the background renewal that the scheduler
 //! polls on its thread and runs on a worker.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::MutexGuard;
 
+use super::fleet::Before;
 use super::request::{view, Deadline};
 use super::{closed, jittered, lock, Current, Flight, Inner, State};
 use crate::clock::{self, NS_PER_MS};
@@ -27,8 +28,7 @@ fn priority(origin: Origin) -> Priority {
 impl Inner {
     /// One sign-in, charged to the devKey's sign-in budget. Does not install the result.
     pub(super) fn sign_in(&self, origin: Origin, deadline: Deadline<'_>) -> Result<Current> {
-        let o = &self.cfg.opts;
-        limits::take_sign_in(self.dev_key_id, o.sign_in_budget, o.rate_window, origin)?;
+        self.take_sign_in(origin)?;
         self.sign_in_charged(origin, deadline)
     }
 
@@ -49,7 +49,7 @@ impl Inner {
                 .unwrap_or(false),
             None => reply.trusted,
         };
-        Ok(Current { id: reply.session_id, sent_ns, generation: 0, base, trusted })
+        Ok(Current { id: reply.session_id, sent_ns, generation: 0, fleet_gen: AtomicU64::new(0), base, trusted })
     }
 
     /// The base URL for calls. v2's `apiEndPoint` is honoured only on the
@@ -70,7 +70,7 @@ impl Inner {
     }
 
     /// Waits until no sign-in of this session is in flight, at most until `deadline`.
-    fn wait_flight(&self, deadline: Deadline<'_>) -> Result<MutexGuard<'_, Flight>> {
+    pub(super) fn wait_flight(&self, deadline: Deadline<'_>) -> Result<MutexGuard<'_, Flight>> {
         let mut f = lock(&self.flight);
         while f.busy {
             let left = deadline.left()?;
@@ -80,7 +80,7 @@ impl Inner {
     }
 
     /// Ends a flight without a new id.
-    fn end_flight(&self, mut f: MutexGuard<'_, Flight>) {
+    pub(super) fn end_flight(&self, mut f: MutexGuard<'_, Flight>) {
         f.busy = false;
         drop(f);
         self.flight_done.notify_all();
@@ -115,7 +115,7 @@ impl Inner {
 
     /// Signs out an id that arrived after the session closed, with whatever
     /// time is left. Runs on the thread that signed in, never on the one closing.
-    fn sign_out_orphan(&self, orphan: Current, deadline: Deadline<'_>) {
+    pub(super) fn sign_out_orphan(&self, orphan: Current, deadline: Deadline<'_>) {
         // A cancelled call still cleans up after itself, in the time it had.
         let deadline = deadline.uncancellable();
         if deadline.remaining().is_some() {
@@ -137,7 +137,10 @@ impl Inner {
         }
         f.busy = true;
         drop(f);
-        match self.sign_in(Origin::Caller, deadline) {
+        // The id that failed is not one to adopt from the fleet again.
+        let cur = self.current.load_full();
+        let failed = if force { cur.as_ref().map(|c| &c.id) } else { None };
+        match self.obtain(Origin::Caller, deadline, failed) {
             Ok(cur) => match self.install(cur) {
                 Ok(()) => {
                     self.emit(Event::Renewed, None);
@@ -180,8 +183,9 @@ impl Inner {
         let cur = self.current.swap(None);
         drop(f);
         let result = match &cur {
-            Some(c) => self.sign_out(c, deadline),
-            None => Ok(()),
+            // A shared id stays signed in for the rest of the fleet.
+            Some(c) if self.owns(c) => self.sign_out(c, deadline),
+            _ => Ok(()),
         };
         drop(cur);
         self.emit(Event::Closed, None);
@@ -189,7 +193,7 @@ impl Inner {
     }
 
     /// Logout.json / POST /v3/logout for one id.
-    fn sign_out(&self, c: &Current, deadline: Deadline<'_>) -> Result<()> {
+    pub(super) fn sign_out(&self, c: &Current, deadline: Deadline<'_>) -> Result<()> {
         let auth = Auth { dev_key: &self.cfg.opts.dev_key, session_id: &c.id };
         let out = self.proto.logout(auth);
         let r =
@@ -292,6 +296,10 @@ impl Task for Inner {
         }
         f.busy = true;
         drop(f);
+        let lease = match self.before_renewal() {
+            Before::Renew(lease) => lease,
+            Before::Done(next) | Before::Later(next) => return Some(next),
+        };
         if self.state() == State::Active {
             self.set_state(State::Renewing);
         }
@@ -308,16 +316,17 @@ impl Task for Inner {
             },
             // Out of sign-in budget with the id still alive: keep it alive
             // with a keepalive (request budget) rather than lose it.
-            (_, Some(c)) if usable => {
-                match limits::take_sign_in(self.dev_key_id, o.sign_in_budget, o.rate_window, Origin::Background) {
-                    Ok(()) => self.sign_in_charged(Origin::Background, deadline).map(Some),
-                    Err(_) => self.keepalive(c, deadline).map(|()| None),
-                }
-            }
+            (_, Some(c)) if usable => match self.take_sign_in(Origin::Background) {
+                Ok(()) => self.sign_in_charged(Origin::Background, deadline).map(Some),
+                Err(_) => self.keepalive(c, deadline).map(|()| None),
+            },
             _ => self.sign_in(Origin::Background, deadline).map(Some),
         };
+        if outcome.is_err() {
+            self.release_lease(lease.as_ref());
+        }
         match outcome {
-            Ok(Some(new)) => match self.install(new) {
+            Ok(Some(new)) => match self.install(self.after_sign_in(lease.as_ref(), new, deadline)) {
                 Ok(()) => {
                     self.emit(Event::Renewed, None);
                     Some(self.next_deadline())
@@ -328,6 +337,7 @@ impl Task for Inner {
                 }
             },
             Ok(None) => {
+                self.after_keepalive(lease.as_ref(), sent_ns);
                 let mut f = lock(&self.flight);
                 f.failures = 0;
                 f.next_retry_ns = 0;

@@ -105,8 +105,10 @@ impl Inner {
         loop {
             let left = deadline.left()?;
             let permit = self.gate.acquire(left, priority, deadline.at_ns(), deadline.cancel())?;
+            let shared = self.fleet_permit(deadline)?;
             let left = deadline.left()?;
             let reply = self.transport.send(out.method, &url, &out.headers, body, left, deadline.cancel());
+            drop(shared);
             drop(permit);
             let result = reply.and_then(&mut parse);
             match result {
@@ -120,6 +122,7 @@ impl Inner {
                 }
                 Err(mut e) => {
                     if e.code_is("BDC_1144") {
+                        self.fleet_pause();
                         e.retry_after = Some(limits::pause_until_next_window(self.dev_key_id, o.rate_window));
                     }
                     return Err(self.clean(e, id));

@@ -30,7 +30,7 @@
 //! | `P{id}:session` | hash | `gen` (clear), `blob` (nonce + XChaCha20-Poly1305 ciphertext), `kcv` (key check value) |
 //! | `P{id}:lease` | string | the renewal lease's token (`fence.owner`), `PX` ttl |
 //! | `P{id}:leaseseq` | string | counter that issues fences (never expires) |
-//! | `P{id}:lastuse` | string | fleet-wide last use, ms on the Redis server's clock |
+//! | `P{id}:lastuse` | string | fleet-wide last use, ms on the Redis server's clock; each publish restarts it at its sign-in |
 //! | `P{dk-…}:signins` | string | sign-ins in the current window, expires at the window's end |
 //! | `P{dk-…}:pause` | string | present while BDC_1144's pause lasts |
 //! | `P{sem-…}:permits` | zset | in-flight permits scored by expiry |
@@ -212,7 +212,8 @@ impl StoreConfig {
         })
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks the settings (`Store::open` does too).
+    pub fn check(&self) -> Result<()> {
         let p = &self.key_prefix;
         if p.is_empty() || p.len() > 64 || !p.bytes().all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}') {
             return Err(StoreError::BadConfig(
@@ -454,7 +455,7 @@ fn build_client(cfg: &StoreConfig) -> Result<redis::Client> {
 impl Store {
     /// Validates the options and builds the client. Does not connect.
     pub fn open(cfg: StoreConfig, listener: Option<Listener>) -> Result<Store> {
-        cfg.validate()?;
+        cfg.check()?;
         let client = build_client(&cfg)?;
         let shutdown = Arc::new(Shutdown { closed: Mutex::new(false), cv: Condvar::new() });
         let inner = Inner { cfg, client, local: PerProcess::new(Local::default), listener, shutdown };
@@ -631,7 +632,7 @@ impl Store {
     /// `Err(WrongCredentials)` when the stored record belongs to other credentials.
     pub fn publish(&self, id: &Identity, lease: &Lease, rec: &SessionRecord) -> Result<Published> {
         let blob = id.seal(rec)?;
-        let keys = [self.id_key(id, "lease"), self.id_key(id, "session")];
+        let keys = [self.id_key(id, "lease"), self.id_key(id, "session"), self.id_key(id, "lastuse")];
         let channel = self.channel(id);
         let ttl = ms(self.inner.cfg.record_ttl);
         let r: Vec<i64> = self.run(|c| {
@@ -644,6 +645,7 @@ impl Store {
                 .arg(&id.kcv)
                 .arg(ttl)
                 .arg(&channel)
+                .arg(rec.signed_in_at_ms)
                 .invoke(c)
         })?;
         let stored = r.get(1).copied().unwrap_or(0).max(0) as u64;
@@ -662,10 +664,17 @@ impl Store {
     /// record alive for `record_ttl`. The caller coalesces (at most about once a
     /// second per session). Returns the fleet-wide last use after the write.
     pub fn record_last_use(&self, id: &Identity, ago: Duration) -> Result<LastUse> {
+        self.record_last_use_of(id, ago, 0)
+    }
+
+    /// `record_last_use` of the id stored at `generation` only: a process that
+    /// has not yet switched to a newer id cannot extend the newer one's life.
+    pub fn record_last_use_of(&self, id: &Identity, ago: Duration, generation: u64) -> Result<LastUse> {
         let keys = [self.id_key(id, "lastuse"), self.id_key(id, "session")];
         let ttl = ms(self.inner.cfg.record_ttl);
+        let ago = ago.as_millis() as u64;
         let r: Vec<i64> =
-            self.run(|c| SCRIPTS.last_use_record.key(&keys[..]).arg(ago.as_millis() as u64).arg(ttl).invoke(c))?;
+            self.run(|c| SCRIPTS.last_use_record.key(&keys[..]).arg(ago).arg(ttl).arg(generation).invoke(c))?;
         Ok(last_use(r[0], r[1]))
     }
 

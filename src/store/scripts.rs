@@ -48,8 +48,9 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 "#;
 
-/// The fenced publish. KEYS: lease, session. ARGV: token, generation, sealed
-/// blob, key check value, record ttl ms, channel.
+/// The fenced publish. KEYS: lease, session, last use. ARGV: token, generation,
+/// sealed blob, key check value, record ttl ms, channel, sign-in time (server ms).
+/// The last use restarts at the sign-in: uses of the old id are not uses of the new.
 /// Returns {1, gen} published (lease released), {-1, gen} lease lost,
 /// {-2, gen} other credentials, {-3, gen} generation not higher than the stored one.
 pub const PUBLISH: &str = r#"
@@ -60,18 +61,22 @@ if cur[2] and cur[2] ~= ARGV[4] then return {-2, gen} end
 if tonumber(ARGV[2]) <= gen then return {-3, gen} end
 redis.call('HSET', KEYS[2], 'gen', ARGV[2], 'blob', ARGV[3], 'kcv', ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('SET', KEYS[3], ARGV[7], 'PX', ARGV[5])
 redis.call('DEL', KEYS[1])
 redis.call('PUBLISH', ARGV[6], ARGV[2])
 return {1, tonumber(ARGV[2])}
 "#;
 
 /// Only-if-larger last use. KEYS: last use, session. ARGV: how long ago the
-/// caller's last use was (ms), ttl ms. Returns {fleet last use, now}.
+/// caller's last use was (ms), ttl ms, the generation it used ('0': any).
+/// A use of another generation than the stored one is not written.
+/// Returns {fleet last use, now}.
 pub const LAST_USE_RECORD: &str = lua!(
     r#"
 local v = now - tonumber(ARGV[1])
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-if v > cur then
+local same = ARGV[3] == '0' or redis.call('HGET', KEYS[2], 'gen') == ARGV[3]
+if same and v > cur then
   redis.call('SET', KEYS[1], int(v), 'PX', ARGV[2])
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
   cur = v

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -154,5 +155,40 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Every key and every value in the server, as bytes.
+pub fn dump_everything(server: &RedisServer) -> Vec<(String, Vec<u8>)> {
+    let mut c = server.client();
+    let mut out = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) =
+            redis::cmd("SCAN").arg(cursor).arg("COUNT").arg(100).query(&mut c).unwrap();
+        for k in keys {
+            let ty: String = redis::cmd("TYPE").arg(&k).query(&mut c).unwrap();
+            let mut bytes: Vec<u8> = match ty.as_str() {
+                "string" => redis::cmd("GET").arg(&k).query(&mut c).unwrap(),
+                "hash" => {
+                    let h: HashMap<Vec<u8>, Vec<u8>> = redis::cmd("HGETALL").arg(&k).query(&mut c).unwrap();
+                    h.into_iter().flat_map(|(a, b)| [a, b]).flatten().collect()
+                }
+                "zset" => {
+                    let z: Vec<Vec<u8>> =
+                        redis::cmd("ZRANGE").arg(&k).arg(0).arg(-1).arg("WITHSCORES").query(&mut c).unwrap();
+                    z.concat()
+                }
+                "none" => continue, // expired between SCAN and TYPE
+                other => panic!("unexpected key type {other} for {k}"),
+            };
+            let dump: Option<Vec<u8>> = redis::cmd("DUMP").arg(&k).query(&mut c).unwrap();
+            bytes.extend(dump.unwrap_or_default());
+            out.push((k, bytes));
+        }
+        cursor = next;
+        if cursor == 0 {
+            return out;
+        }
     }
 }
