@@ -11,8 +11,9 @@
  * - Outputs are written only on success. The one exception: on
  *   BILL_ERR_BUFFER_TOO_SMALL, *len receives the size needed (NUL included).
  * - A buffer is always followed by its length. Text out is NUL-terminated.
- * - Secrets (userName, password, devKey, MFA ids) go in as (bytes, length),
- *   are copied into storage that is wiped when replaced or freed, and never
+ * - Secrets (userName, password, devKey, MFA ids) go in as (bytes, length);
+ *   the shared store URL, which may hold a Redis password, as a C string.
+ *   All are copied into storage that is wiped when replaced or freed, and never
  *   appear in an error message, event detail or log. All memory libbill
  *   frees is wiped first, copies made by its HTTP stack included.
  * - Every _new/login has a _free; _free accepts NULL.

@@ -236,6 +236,29 @@ static void test_str_setter(str_setter set, const char *good, bill_status on_nul
     bill_options_free(o);
 }
 
+/* Shared store URLs: the forms that parse, the ones refused, and a refusal's
+ * text never quoting the URL's password. */
+static void test_store_urls(void) {
+    bill_options *o = NULL;
+    ST(bill_options_new(&o), BILL_OK);
+    const char *good[] = {"redis://127.0.0.1:6379", "redis://:pw@localhost:6380/2", "redis://user:pw@10.0.0.5:6379/0",
+                          "rediss://:pw@redis.example.com:6380/0", "unix:///run/redis/redis.sock"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) ST(bill_options_set_shared_store(o, good[i]), BILL_OK);
+    const char *bad[] = {"http://127.0.0.1:6379", "redis://:s3cr3t-pw@host:notaport", "redis://:s3cr3t-pw@host:99999",
+                         "redis://:s3cr3t-pw@host:6379/notadb", "unix://relative.sock", "redis://", "s3cr3t-pw"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ST(bill_options_set_shared_store(o, bad[i]), BILL_ERR_INVALID_ARG);
+        char msg[512];
+        ST(bill_last_error(msg, sizeof msg, NULL), BILL_OK);
+        CHECK(strstr(msg, "s3cr3t") == NULL); /* the password is never quoted */
+        CHECK(strstr(msg, "shared store") != NULL);
+    }
+    ST(bill_options_set_shared_store(o, NULL), BILL_OK);
+    const char *bad_prefix[] = {"has space", "{tag}", "\x01"};
+    for (size_t i = 0; i < sizeof bad_prefix / sizeof bad_prefix[0]; i++) ST(bill_options_set_store_key_prefix(o, bad_prefix[i]), BILL_ERR_INVALID_ARG);
+    bill_options_free(o);
+}
+
 static void test_options(void) {
     bill_options_free(NULL);
     ST(bill_options_new(NULL), BILL_ERR_NULL_ARG);
@@ -249,6 +272,10 @@ static void test_options(void) {
     test_str_setter(bill_options_set_base_url, "https://api-stage.bill.com/api/v2", BILL_OK, INVALID, INVALID);
     test_str_setter(bill_options_set_ca_file, "/nonexistent/ca.pem", BILL_OK, INVALID, BILL_OK);
     test_str_setter(bill_options_allow_api_endpoint_host, "api.bill.com", BILL_ERR_NULL_ARG, INVALID, INVALID);
+    test_str_setter(bill_options_set_shared_store, "redis://127.0.0.1:6379/0", BILL_OK, INVALID, INVALID);
+    test_str_setter(bill_options_set_store_key_prefix, "myapp:", BILL_OK, INVALID, INVALID);
+    test_ms_setter(bill_options_set_store_timeout_ms, 1, 60000, 0);
+    test_store_urls();
 
     /* Base URLs: only https, or http to loopback; no user info, query or fragment. */
     bill_options *o = NULL;
