@@ -55,6 +55,7 @@ include mk/safety.mk
 include mk/hardening.mk
 include mk/bench.mk
 include mk/store.mk
+include mk/fleet.mk
 include mk/hostile.mk
 include mk/ship.mk
 
