@@ -10,6 +10,11 @@
 //!                        then bill_login decomposed the same way
 //! bill_bench sessions    N idle sessions (default 10,000, 80 per devKey): threads,
 //!                        heap per session, and how late each renewal comes
+//! bill_bench fleet       fleet mode (BENCH_REDIS_URL: a running Redis): sign-ins
+//!                        per renewal period of 16 processes of one identity with
+//!                        the store and without; bill_call, bill_touch and
+//!                        bill_session_id of a fleet session against a local one,
+//!                        interleaved
 //! bill_bench profile-call N   N bill_calls and nothing else (for callgrind)
 //! bill_bench profile-ureq N   N plain ureq calls and nothing else
 //! ```
@@ -61,6 +66,9 @@ struct Lib {
     set_event_callback: unsafe extern "C" fn(*mut Opts, Option<EventFn>, *mut c_void) -> Status,
     login: unsafe extern "C" fn(*const Opts, *mut *mut Sess) -> Status,
     session_id: unsafe extern "C" fn(*const Sess, *mut c_char, usize, *mut usize) -> Status,
+    touch: unsafe extern "C" fn(*mut Sess) -> Status,
+    set_shared_store: unsafe extern "C" fn(*mut Opts, *const c_char) -> Status,
+    set_store_timeout_ms: unsafe extern "C" fn(*mut Opts, u64) -> Status,
     call: unsafe extern "C" fn(*mut Sess, *const c_char, *const c_char, *const u8, usize, *mut *mut Resp) -> Status,
     response_body: unsafe extern "C" fn(*const Resp, *mut *const u8, *mut usize) -> Status,
     response_free: unsafe extern "C" fn(*mut Resp),
@@ -114,6 +122,9 @@ fn lib() -> &'static Lib {
                 set_event_callback: sym!("bill_options_set_event_callback"),
                 login: sym!("bill_login"),
                 session_id: sym!("bill_session_id"),
+                touch: sym!("bill_touch"),
+                set_shared_store: sym!("bill_options_set_shared_store"),
+                set_store_timeout_ms: sym!("bill_options_set_store_timeout_ms"),
                 call: sym!("bill_call"),
                 response_body: sym!("bill_response_body"),
                 response_free: sym!("bill_response_free"),
@@ -762,6 +773,159 @@ fn bench_sessions(res: &mut Results) {
     unsafe { (l.session_free)(anchor) };
 }
 
+// ---- fleet mode ----
+
+/// Options for the demo account, with the shared store when `store` is set.
+fn fleet_options(idle_ms: u64, margin_ms: u64, store: bool) -> *mut Opts {
+    let o = c_options(idle_ms, margin_ms);
+    if store {
+        let url = CString::new(env("BENCH_REDIS_URL")).unwrap();
+        unsafe {
+            check((lib().set_shared_store)(o, url.as_ptr()), "shared store");
+            check((lib().set_store_timeout_ms)(o, 5000), "store timeout");
+        }
+    }
+    o
+}
+
+/// One process of the sign-in count: signs in, holds the session for
+/// BENCH_FLEET_HOLD_MS (renewals happen meanwhile), frees it.
+fn fleet_child() {
+    let store = env("BENCH_FLEET_STORE") == "1";
+    let o = fleet_options(env_num("BENCH_FLEET_IDLE_MS", 0), env_num("BENCH_FLEET_MARGIN_MS", 0), store);
+    let mut s = std::ptr::null_mut();
+    unsafe {
+        check((lib().login)(o, &mut s), "bill_login");
+        (lib().options_free)(o);
+    }
+    std::thread::sleep(Duration::from_millis(env_num("BENCH_FLEET_HOLD_MS", 0)));
+    unsafe { (lib().session_free)(s) };
+}
+
+fn emulator_logins() -> f64 {
+    let url = format!("{}/_emu/stats", env("BILL_EMULATOR_CONTROL"));
+    let body = ureq::get(&url).call().expect("emulator stats").into_body().read_to_string().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["logins"].as_f64().expect("logins")
+}
+
+/// Sign-ins at the emulator while `procs` processes of one identity hold a
+/// session through `periods` renewal periods.
+fn fleet_sign_ins(procs: usize, store: bool, idle_ms: u64, margin_ms: u64, periods: u64) -> f64 {
+    let before = emulator_logins();
+    let hold = (idle_ms - margin_ms) * periods + (idle_ms - margin_ms) / 2;
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..procs)
+        .map(|_| {
+            std::process::Command::new(&exe)
+                .arg("fleet-child")
+                .env("BENCH_FLEET_STORE", if store { "1" } else { "0" })
+                .env("BENCH_FLEET_IDLE_MS", idle_ms.to_string())
+                .env("BENCH_FLEET_MARGIN_MS", margin_ms.to_string())
+                .env("BENCH_FLEET_HOLD_MS", hold.to_string())
+                .spawn()
+                .expect("spawn a fleet child")
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success(), "a fleet child failed");
+    }
+    emulator_logins() - before
+}
+
+/// Median per-batch ratio of `a` to `b`, batches of `n` calls interleaved in turn.
+fn interleaved(rounds: usize, n: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64, f64) {
+    let (mut ta, mut tb, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..rounds {
+        let time = |f: &mut dyn FnMut()| {
+            let t = Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            t.elapsed().as_nanos() as f64 / n as f64
+        };
+        let (x, y) = if i % 2 == 0 {
+            let x = time(&mut a);
+            (x, time(&mut b))
+        } else {
+            let y = time(&mut b);
+            (time(&mut a), y)
+        };
+        ta.push(x);
+        tb.push(y);
+        ratio.push(x / y);
+    }
+    (median(&ta), median(&tb), median(&ratio))
+}
+
+fn bench_fleet(res: &mut Results) {
+    let l = lib();
+    // Sign-ins: 16 processes through 2 renewal periods (6 s idle, renewal 3 s
+    // after the last use), with the store and without, in alternating order.
+    let (procs, idle, margin, periods) = (16, 6000, 3000, 2);
+    println!("fleet: sign-ins of {procs} processes of one identity over {periods} renewal periods");
+    let with = fleet_sign_ins(procs, true, idle, margin, periods);
+    let without = fleet_sign_ins(procs, false, idle, margin, periods);
+    res.put("fleet.processes", procs as f64, "processes");
+    res.put("fleet.periods", periods as f64, "renewal periods (plus the first sign-in)");
+    res.put("fleet.sign_ins.store", with, "sign-ins with the store");
+    res.put("fleet.sign_ins.local", without, "sign-ins without");
+    res.put("fleet.sign_ins_per_period.store", with / (periods + 1) as f64, "per period");
+    res.put("fleet.sign_ins_per_period.local", without / (periods + 1) as f64, "per period");
+
+    // Hot paths and calls: a fleet session against a local one, same process.
+    let login = |store: bool| {
+        let o = fleet_options(600_000, 60_000, store);
+        let mut s = std::ptr::null_mut();
+        unsafe {
+            check((l.login)(o, &mut s), "bill_login");
+            (l.options_free)(o);
+        }
+        s
+    };
+    let (fleet, local) = (login(true), login(false));
+    let touch = |s: *mut Sess| {
+        move || unsafe {
+            std::hint::black_box((l.touch)(s));
+        }
+    };
+    let mut buf = [0u8; 256];
+    let mut buf2 = [0u8; 256];
+    let (mut len, mut len2) = (0usize, 0usize);
+    let (tf, tl, tr) = interleaved(201, 2000, touch(fleet), touch(local));
+    res.put("fleet.touch.fleet_ns", tf, "ns");
+    res.put("fleet.touch.local_ns", tl, "ns");
+    res.put("fleet.touch.fleet_over_local", tr, "x");
+    let (idf, idl, idr) = interleaved(
+        201,
+        2000,
+        || unsafe {
+            std::hint::black_box((l.session_id)(fleet, buf.as_mut_ptr() as *mut c_char, 256, &mut len));
+        },
+        || unsafe {
+            std::hint::black_box((l.session_id)(local, buf2.as_mut_ptr() as *mut c_char, 256, &mut len2));
+        },
+    );
+    res.put("fleet.id.fleet_ns", idf, "ns");
+    res.put("fleet.id.local_ns", idl, "ns");
+    res.put("fleet.id.fleet_over_local", idr, "x");
+    let call = |s: *mut Sess| {
+        move || unsafe {
+            let mut r = std::ptr::null_mut();
+            check((l.call)(s, c"GET".as_ptr(), c"vendors".as_ptr(), std::ptr::null(), 0, &mut r), "bill_call");
+            (l.response_free)(r);
+        }
+    };
+    let (cf, cl, cr) = interleaved(301, 1, call(fleet), call(local));
+    res.put("fleet.call.fleet_us", cf / 1e3, "µs");
+    res.put("fleet.call.local_us", cl / 1e3, "µs");
+    res.put("fleet.call.fleet_over_local", cr, "x");
+    unsafe {
+        (l.session_free)(fleet);
+        (l.session_free)(local);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let mode = args.first().map(String::as_str).unwrap_or("call");
@@ -774,6 +938,8 @@ fn main() {
             }
         }
         "sessions" => bench_sessions(&mut res),
+        "fleet" => bench_fleet(&mut res),
+        "fleet-child" => fleet_child(),
         "profile-call" => profile_call("lib", args.get(1).and_then(|v| v.parse().ok()).unwrap_or(2000)),
         "profile-ureq" => profile_call("ureq", args.get(1).and_then(|v| v.parse().ok()).unwrap_or(2000)),
         other => {

@@ -2,7 +2,7 @@
 # Runs libbill's benchmarks against fresh loopback emulators and writes
 # build/bench/results.json plus build/bench/table.md and BENCHMARKS.md.
 #   scripts/bench.sh                 everything, BENCH_RUNS times (default 3)
-#   scripts/bench.sh --only STEP...  some of: hot net pyhost sessions renewal timers size profile
+#   scripts/bench.sh --only STEP...  some of: hot net pyhost sessions renewal timers size fleet profile
 # Every step runs once per run, all steps of run 1 before run 2, so that a
 # slow phase of the machine hits one run rather than every run of one step.
 # The profile step (not in the default run; `make bench-profile`) counts
@@ -65,7 +65,7 @@ EOF
   exit 0
 fi
 
-steps=(hot net pyhost sessions renewal timers size)
+steps=(hot net pyhost sessions renewal timers size fleet)
 runs=${BENCH_RUNS:-3}
 run=full
 if [ "${1:-}" = "--only" ]; then shift; steps=("$@"); run="only-$(IFS=-; echo "$*")"; fi
@@ -83,6 +83,7 @@ else
       renewal) rm -f "$FRAG"/run*/renew_*.json ;;
       timers) rm -f "$FRAG"/run*/timers.json ;;
       size) rm -f "$FRAG"/run*/dlopen_*.json "$FRAG"/run*/size.json ;;
+      fleet) rm -f "$FRAG"/run*/fleet.json ;;
       profile) rm -f "$FRAG/profile.json" ;;
     esac
   done
@@ -95,6 +96,32 @@ if [ ! -x "$PY" ] || ! "$PY" -c 'import requests' 2>/dev/null; then
   "$OUT/venv/bin/pip" install -q 'requests==2.34.2'
 fi
 command -v curl >/dev/null || { echo "curl is needed (apt-get install -y curl)" >&2; exit 2; }
+if [[ " ${steps[*]} " == *" fleet "* ]] && ! command -v redis-server >/dev/null; then
+  echo "redis-server is needed for the fleet step (apt-get install -y redis-server)" >&2
+  exit 2
+fi
+
+# A throwaway redis-server on a free loopback port for the fleet step, stopped by pid.
+redis_pid=
+redis_dir=
+stop_redis() {
+  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+  [ -n "$redis_dir" ] && rm -rf "$redis_dir"
+  redis_pid= redis_dir=
+}
+trap stop_redis EXIT
+start_redis() {
+  redis_dir=$(mktemp -d)
+  redis_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$redis_dir" >"$redis_dir/log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 100); do
+    redis-cli -p "$redis_port" ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "redis-server did not start: $(cat "$redis_dir/log")" >&2
+  exit 2
+}
 
 meta() { # meta PHASE: machine facts and load at the start/end of the run
   local file=$FRAG/meta_$1.json
@@ -155,6 +182,11 @@ for k, v in r.items():
 json.dump(r, open(sys.argv[3], "w"), indent=1)
 EOF
         ;;
+      fleet)
+        start_redis
+        scripts/with-emulator.sh "${EMU_FLAGS[@]}" -- env BENCH_JSON="$D/fleet.json" \
+          BENCH_REDIS_URL="redis://127.0.0.1:$redis_port/0" "$OUT/bill_bench" fleet
+        stop_redis ;;
       *) echo "unknown step $s" >&2; exit 2 ;;
     esac
   done

@@ -241,6 +241,30 @@ def rows(runs):
         lambda r: r("renew_parallel", "renew.parallel.one_org.before_deadline")
         == r("renew_parallel", "renew.parallel.one_org.sessions"))
 
+    fl = lambda k: lambda r: r("fleet", k)
+    row(f"fleet mode: sign-ins of {S(fl('fleet.processes'), '', 0)} processes of one identity, first sign-in and "
+        f"{S(fl('fleet.periods'), '', 0)} renewal periods",
+        f"with the shared store: {S(fl('fleet.sign_ins.store'), '', 0)} sign-ins, "
+        f"{S(fl('fleet.sign_ins_per_period.store'), '', 1)} per period",
+        f"without (each process on its own), same run: {S(fl('fleet.sign_ins.local'), '', 0)} sign-ins, "
+        f"{S(fl('fleet.sign_ins_per_period.local'), '', 1)} per period",
+        "1 sign-in per period with the store",
+        lambda r: r("fleet", "fleet.sign_ins.store") == r("fleet", "fleet.periods") + 1)
+
+    row("fleet mode: `bill_call` round trip with the fleet-wide in-flight permit (2 Redis round trips per call)",
+        f"median {S(fl('fleet.call.fleet_us'), ' µs')}; {S(fl('fleet.call.fleet_over_local'), '×', 2)} a local "
+        "session's call (median of per-pair ratios, interleaved)",
+        f"local session, same process: {S(fl('fleet.call.local_us'), ' µs')}",
+        "report the ratio")
+
+    row("fleet mode: `bill_touch` and `bill_session_id` of a fleet session",
+        f"touch {S(fl('fleet.touch.fleet_ns'), ' ns')}, {S(fl('fleet.touch.fleet_over_local'), '×', 2)} a local "
+        f"session's; id {S(fl('fleet.id.fleet_ns'), ' ns')}, {S(fl('fleet.id.fleet_over_local'), '×', 2)} "
+        "(medians of per-batch ratios, interleaved)",
+        f"local session, same process: touch {S(fl('fleet.touch.local_ns'), ' ns')}, id {S(fl('fleet.id.local_ns'), ' ns')}",
+        "unchanged: both ratios ≤ 1.10",
+        lambda r: r("fleet", "fleet.touch.fleet_over_local") <= 1.10 and r("fleet", "fleet.id.fleet_over_local") <= 1.10)
+
     row("library size and load",
         f"stripped `libbill.so` {S(lambda r: r('size', 'size.stripped_bytes') / 1048576, ' MiB', 2)}; "
         f"`dlopen`+`dlsym` {S(lambda r: r('dlopen_stripped', 'dlopen.stripped.median_us'), ' µs', 0)}",
@@ -287,6 +311,11 @@ PER_RUN = [
     ("renewal, one org: parallel, % before deadline", "renew_parallel", "renew.parallel.one_org.before_deadline_pct", 1),
     ("renewal, one org: parallel drain (ms)", "renew_parallel", "renew.parallel.one_org.drain_ms", 0),
     ("renewal, one org: serial drain (ms)", "renew_serial", "renew.serial.one_org.drain_ms", 0),
+    ("fleet: sign-ins with the store", "fleet", "fleet.sign_ins.store", 0),
+    ("fleet: sign-ins without the store", "fleet", "fleet.sign_ins.local", 0),
+    ("fleet: `bill_call` fleet / local", "fleet", "fleet.call.fleet_over_local", 2),
+    ("fleet: touch fleet / local", "fleet", "fleet.touch.fleet_over_local", 2),
+    ("fleet: id fleet / local", "fleet", "fleet.id.fleet_over_local", 2),
 ]
 
 

@@ -295,8 +295,10 @@ pub unsafe extern "C" fn bill_options_set_store_key_prefix(
 }
 
 /// Sets the most one Redis operation may take (connect, read or write;
-/// default 250 ms, 1 ms to 60,000 ms). A `bill_call` waits at most this
-/// long for an unresponsive Redis before it falls back to local limits;
+/// default 250 ms, 1 ms to 60,000 ms). A `bill_call` waits about this long
+/// for an unresponsive Redis (at most twice it, when a new connection must
+/// be made: once to connect, once for the reply) before it falls back to
+/// local limits;
 /// waiting for a fleet-wide request slot that other processes hold is
 /// bounded by the call's own timeout instead. `bill_session_id` and
 /// `bill_touch` never wait on Redis. Returns BILL_OK, BILL_ERR_NULL_ARG or
