@@ -6,9 +6,9 @@
 #                     sign-in for all 4, one renewal sign-in, the same session
 #                     fingerprint in every process before and after, at most
 #                     3 requests in flight at BILL. Needs redis-server on PATH.
-# Not part of `make test`.
+# `make test` runs it too (test-demo-fleet): its checks are the demo's promises.
 
-.PHONY: demo-fleet
+.PHONY: demo-fleet test-demo-fleet
 
 $(BUILD)/fleet_demo: examples/c/fleet_demo.c include/bill.h | build $(BUILD)
 	$(CC) $(CFLAGS_STRICT) -D_GNU_SOURCE $< -o $@ $(C_LDFLAGS)
@@ -16,3 +16,7 @@ $(BUILD)/fleet_demo: examples/c/fleet_demo.c include/bill.h | build $(BUILD)
 FLEET_DEMO_PROCS ?= 4
 demo-fleet: build $(BUILD)/fleet_demo
 	scripts/with-emulator.sh --idle-timeout-ms 6000 -- scripts/fleet-demo.sh $(BUILD)/fleet_demo $(FLEET_DEMO_PROCS)
+
+test-demo-fleet: demo-fleet
+
+TEST_TARGETS += test-demo-fleet
