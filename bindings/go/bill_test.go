@@ -108,6 +108,9 @@ func TestQuickInvalidArguments(t *testing.T) {
 		"NUL in org id":                 func(o *Options) { o.OrgID = "a\x00b" },
 		"max in flight 65":              func(o *Options) { o.MaxInFlight = 65 },
 		"budget without window":         func(o *Options) { o.SignInBudget = 5 },
+		"store URL not redis":           func(o *Options) { o.SharedStore = []byte("http://127.0.0.1:6379") },
+		"store key prefix with a space": func(o *Options) { o.StoreKeyPrefix = "my app:" },
+		"store timeout over 60 s":       func(o *Options) { o.StoreTimeout = 61 * time.Second },
 	}
 	for name, mod := range cases {
 		o := demoOptions(V3)

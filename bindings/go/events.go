@@ -17,7 +17,9 @@ const (
 	EventRenewFailed EventKind = 2 // a renewal attempt failed; Status and Detail say why
 	EventExpired     EventKind = 3 // idle past the timeout without a renewal
 	EventClosed      EventKind = 4 // logged out or closed; the last event of the session
-	EventKeptAlive   EventKind = 5 // KeepAlive mode: BILL's idle timer was reset
+	EventKeptAlive   EventKind = 5 // BILL's idle timer was reset with a keepalive call; the id is unchanged
+	EventStoreDown   EventKind = 6 // fleet mode: the shared store stopped answering; local limits until it is back
+	EventStoreUp     EventKind = 7 // fleet mode: the shared store answers again; the session rejoins the fleet
 )
 
 func (k EventKind) String() string {
@@ -32,6 +34,10 @@ func (k EventKind) String() string {
 		return "closed"
 	case EventKeptAlive:
 		return "kept alive"
+	case EventStoreDown:
+		return "store down"
+	case EventStoreUp:
+		return "store up"
 	}
 	return "unknown event"
 }

@@ -7,6 +7,7 @@ package bill
 import "C"
 
 import (
+	"bytes"
 	"math"
 	"net/url"
 	"strings"
@@ -62,7 +63,8 @@ type MFA struct {
 // secret byte slices (UserName, Password, DevKey, MFA.RememberID) are copied
 // into C memory, handed to libbill (which keeps its own wiped copy), and that
 // C copy is wiped and freed before Login returns, so the caller may wipe its
-// own slices (for example with clear(b)) as soon as Login has returned.
+// own slices (for example with clear(b)) as soon as Login has returned. The
+// same holds for SharedStore, which may carry a Redis password.
 type Options struct {
 	UserName []byte // BILL userName, or the sync token's name
 	Password []byte // password, or the sync token's value
@@ -91,6 +93,19 @@ type Options struct {
 	RateWindow   time.Duration
 
 	MaxInFlight int // requests in flight per (devKey, organization) (default 3)
+
+	// SharedStore turns on fleet mode: a Redis URL,
+	// redis://[user:password@]host:port[/db], rediss://... (TLS, trusting
+	// CAFile when set) or unix:///path/to/redis.sock. Processes with the same
+	// identity (base URL, API, DevKey, OrgID, UserName) and the same store
+	// share one BILL session and BILL's limits: the first signs in, the others
+	// adopt its session. The URL is a secret, copied and wiped like Password;
+	// libbill checks only its syntax here and never quotes it in error text.
+	// An unreachable Redis never fails Login: the session falls back to local
+	// limits and reports EventStoreDown. Empty = fleet mode off.
+	SharedStore    []byte
+	StoreKeyPrefix string        // prefix of every Redis key and channel (default "bill:"); 1-64 printable ASCII, no spaces or braces
+	StoreTimeout   time.Duration // the most one Redis operation may take (default 250 ms, at most 60 s)
 
 	// OnEvent, if set, receives the session's events. It runs on the thread
 	// that caused the event (libbill's background thread, or the goroutine
@@ -166,6 +181,15 @@ func (opts *Options) apply(o *C.bill_options) error {
 		{"MaxInFlight", opts.MaxInFlight == 0, func() C.bill_status {
 			return C.bill_options_set_max_in_flight(o, C.uint32_t(opts.MaxInFlight))
 		}},
+		{"SharedStore", len(opts.SharedStore) == 0, func() C.bill_status {
+			return withCSecretString(opts.SharedStore, func(s *C.char) C.bill_status { return C.bill_options_set_shared_store(o, s) })
+		}},
+		{"StoreKeyPrefix", opts.StoreKeyPrefix == "", func() C.bill_status {
+			return withCString(opts.StoreKeyPrefix, func(s *C.char) C.bill_status { return C.bill_options_set_store_key_prefix(o, s) })
+		}},
+		{"StoreTimeout", opts.StoreTimeout == 0, func() C.bill_status {
+			return C.bill_options_set_store_timeout_ms(o, millis(opts.StoreTimeout))
+		}},
 	}
 	if err := opts.validate(); err != nil {
 		return err
@@ -212,7 +236,7 @@ func (opts *Options) origin() string {
 func (opts *Options) validate() error {
 	for name, d := range map[string]time.Duration{
 		"IdleTimeout": opts.IdleTimeout, "RenewMargin": opts.RenewMargin, "ConnectTimeout": opts.ConnectTimeout,
-		"RequestTimeout": opts.RequestTimeout, "RateWindow": opts.RateWindow,
+		"RequestTimeout": opts.RequestTimeout, "RateWindow": opts.RateWindow, "StoreTimeout": opts.StoreTimeout,
 	} {
 		if d < 0 {
 			return errInvalid("Options." + name + " is negative")
@@ -226,10 +250,16 @@ func (opts *Options) validate() error {
 			return errInvalid("Options." + name + " is out of range")
 		}
 	}
-	for name, s := range map[string]string{"OrgID": opts.OrgID, "BaseURL": opts.BaseURL, "CAFile": opts.CAFile, "MFA.Device": opts.MFA.Device} {
+	for name, s := range map[string]string{
+		"OrgID": opts.OrgID, "BaseURL": opts.BaseURL, "CAFile": opts.CAFile, "MFA.Device": opts.MFA.Device,
+		"StoreKeyPrefix": opts.StoreKeyPrefix,
+	} {
 		if strings.IndexByte(s, 0) >= 0 {
 			return errInvalid("Options." + name + " contains a NUL byte")
 		}
+	}
+	if bytes.IndexByte(opts.SharedStore, 0) >= 0 {
+		return errInvalid("Options.SharedStore contains a NUL byte")
 	}
 	return nil
 }
@@ -248,6 +278,24 @@ func withCString(s string, f func(*C.char) C.bill_status) C.bill_status {
 	cs := C.CString(s)
 	defer C.free(unsafe.Pointer(cs))
 	return f(cs)
+}
+
+// withCSecretString passes b (a secret without NUL bytes) as a C string, then
+// wipes and frees the C copy. An empty b is passed as NULL.
+func withCSecretString(b []byte, f func(*C.char) C.bill_status) C.bill_status {
+	if len(b) == 0 {
+		return f(nil)
+	}
+	n := C.size_t(len(b) + 1)
+	p := C.malloc(n)
+	buf := unsafe.Slice((*byte)(p), len(b)+1)
+	copy(buf, b)
+	buf[len(b)] = 0
+	defer func() {
+		C.bill_wipe(p, n)
+		C.free(p)
+	}()
+	return f((*C.char)(p))
 }
 
 // withCBytes copies b (a secret) into C memory, passes it to f, then wipes

@@ -104,6 +104,13 @@ class Settings:
     max_in_flight: int | None = None
     #: Extra hosts v2's apiEndPoint may point at (HTTPS only).
     api_endpoint_hosts: Sequence[str] = ()
+    #: Fleet mode: a Redis URL (``redis://[user:password@]host:port[/db]``, ``rediss://``,
+    #: ``unix:///path``) shared by every process with the same identity; a secret.
+    shared_store: Secret | None = field(default=None, repr=False)
+    #: Prefix of every Redis key fleet mode uses (libbill's default "bill:").
+    store_key_prefix: str | None = None
+    #: The most one Redis operation may take (libbill's default 0.25 s).
+    store_timeout: Duration | None = None
     on_event: EventHandler | None = None
 
 
@@ -216,6 +223,10 @@ def _log_event(serial: int, event: Event) -> None:
         log.debug("session %d closed", serial)
     elif event.kind == EventKind.KEPT_ALIVE:
         log.debug("session %d kept alive", serial)
+    elif event.kind == EventKind.STORE_DOWN:
+        log.warning("session %d: the shared store stopped answering (%s): %s", serial, status, event.detail)
+    elif event.kind == EventKind.STORE_UP:
+        log.info("session %d: the shared store answers again", serial)
     else:
         log.debug("session %d: event %s (%s) %s", serial, event.kind, status, event.detail)
 
@@ -277,6 +288,20 @@ def _build_options(s: Settings, hook: _Hook) -> Any:
             secret(lib.bill_options_set_user_name, "user_name", s.user_name)
             secret(lib.bill_options_set_password, "password", s.password)
             secret(lib.bill_options_set_dev_key, "dev_key", s.dev_key)
+            if s.shared_store is not None:
+                buf, theirs = _secret_buffer("shared_store", s.shared_store)
+                (owned if theirs else temps).append(buf)
+                if 0 in buf:
+                    _invalid("shared_store must not contain a NUL character")
+                # A NUL-terminated copy in memory we wipe, passed as the C string.
+                url = bytearray(len(buf) + 1)
+                temps.append(url)
+                url[: len(buf)] = buf
+                c_url = (ctypes.c_char * len(url)).from_buffer(url)
+                try:
+                    _check(lib.bill_options_set_shared_store(opts, c_url))
+                finally:
+                    del c_url
             _check(lib.bill_options_set_org_id(opts, _text("org_id", s.org_id)))
             _check(lib.bill_options_set_api_version(opts, _uint("api", s.api, _U32_MAX)))
             _check(lib.bill_options_set_environment(opts, _choice("environment", s.environment, dict(_ENVIRONMENT))))
@@ -324,6 +349,10 @@ def _build_options(s: Settings, hook: _Hook) -> Any:
                 raise TypeError("api_endpoint_hosts must be a sequence of host names")
             for host in s.api_endpoint_hosts:
                 _check(lib.bill_options_allow_api_endpoint_host(opts, _text("api_endpoint_hosts", host)))
+            if s.store_key_prefix is not None:
+                _check(lib.bill_options_set_store_key_prefix(opts, _text("store_key_prefix", s.store_key_prefix)))
+            if s.store_timeout is not None:
+                _check(lib.bill_options_set_store_timeout_ms(opts, _ms("store_timeout", s.store_timeout)))
             _check(lib.bill_options_set_event_callback(opts, hook.thunk, None))
         except BaseException:
             lib.bill_options_free(opts)
@@ -361,6 +390,9 @@ def login(
     sign_in_budget: tuple[int, Duration] | None = None,
     max_in_flight: int | None = None,
     api_endpoint_hosts: Sequence[str] = (),
+    shared_store: Secret | None = None,
+    store_key_prefix: str | None = None,
+    store_timeout: Duration | None = None,
     on_event: EventHandler | None = None,
 ) -> Session: ...
 

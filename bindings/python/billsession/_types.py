@@ -40,6 +40,8 @@ class EventKind(enum.IntEnum):
     EXPIRED = 3
     CLOSED = 4
     KEPT_ALIVE = 5
+    STORE_DOWN = 6
+    STORE_UP = 7
 
 
 class State(enum.IntEnum):

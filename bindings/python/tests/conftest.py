@@ -166,6 +166,18 @@ def run_in_threads(n: int, fn: Callable[[], object]) -> list[BaseException]:
     return errors
 
 
+def account_env(emu: Emulator) -> dict[str, str]:
+    """The BILL_* environment variables (as the quickstart reads them) for the demo account on ``emu``."""
+    return {
+        "BILL_USER": DEMO["user_name"],
+        "BILL_PASSWORD": DEMO["password"],
+        "BILL_ORG_ID": DEMO["org_id"],
+        "BILL_DEV_KEY": DEMO["dev_key"],
+        "BILL_BASE_URL": emu.v3,
+        "BILL_V2_BASE_URL": emu.v2,
+    }
+
+
 def creds(emu: Emulator, api: int = 3, **extra: Any) -> dict[str, Any]:
     """login() keyword arguments for the emulator's demo account."""
     kw: dict[str, Any] = dict(DEMO)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEMO, PYROOT, Emulator
+from conftest import DEMO, PYROOT, Emulator, account_env
 
 README = PYROOT / "README.md"
 BLOCKS = re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"), flags=re.M | re.S)
@@ -25,15 +25,7 @@ def test_readme_block_runs(emu: Emulator, index: int, tmp_path: Path) -> None:
     script = tmp_path / f"readme_{index}.py"
     script.write_text(BLOCKS[index], encoding="utf-8")
     env = dict(os.environ)
-    env.update(
-        PYTHONPATH=str(PYROOT),
-        BILL_USER=DEMO["user_name"],
-        BILL_PASSWORD=DEMO["password"],
-        BILL_ORG_ID=DEMO["org_id"],
-        BILL_DEV_KEY=DEMO["dev_key"],
-        BILL_BASE_URL=emu.v3,
-        BILL_V2_BASE_URL=emu.v2,
-    )
+    env.update(account_env(emu), PYTHONPATH=str(PYROOT))
     env.pop("BILL_CA_FILE", None)
     r = subprocess.run([sys.executable, str(script)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, f"README block {index} failed:\n{BLOCKS[index]}\n{r.stderr}"
