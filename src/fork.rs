@@ -82,10 +82,19 @@ pub fn epoch() -> u64 {
 }
 
 /// True when a handle stamped with `e` was made in this process.
+/// The marker's cell once it is known to wipe on fork: one load on the hot path.
+static FAST_CELL: std::sync::atomic::AtomicPtr<AtomicU64> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
 #[inline]
 pub fn is_current(e: u64) -> bool {
+    let fast = FAST_CELL.load(Ordering::Relaxed);
+    if !fast.is_null() {
+        // SAFETY: points into the marker page, mapped for the life of the process.
+        return unsafe { &*fast }.load(Ordering::Relaxed) == e;
+    }
     let m = &*MARKER;
     if m.wipes_on_fork {
+        FAST_CELL.store(m.cell as *const AtomicU64 as *mut AtomicU64, Ordering::Relaxed);
         m.cell.load(Ordering::Relaxed) == e
     } else {
         pid() | (1 << 63) == e

@@ -62,12 +62,20 @@ struct Hub {
     store: Store,
     sessions: Arc<Mutex<Vec<Weak<Inner>>>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Drop for Hub {
+    /// Stops the thread and, unless this is that thread, waits for it: a
+    /// host may unload the library once its last session is freed.
     fn drop(&mut self) {
         *lock(&self.stop.0) = true;
         self.stop.1.notify_all();
+        if let Some(t) = lock(&self.thread).take() {
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
     }
 }
 
@@ -110,8 +118,9 @@ fn hub(cfg: &StoreConfig) -> Result<Arc<Hub>> {
         }
     });
     let store = Store::open(cfg.clone(), Some(listener)).map_err(|e| Error::invalid(e.to_string()))?;
-    let h = Arc::new(Hub { store, sessions, stop: Arc::new((Mutex::new(false), Condvar::new())) });
-    spawn_sync(&h);
+    let stop = Arc::new((Mutex::new(false), Condvar::new()));
+    let h = Arc::new(Hub { store, sessions, stop, thread: Mutex::new(None) });
+    *lock(&h.thread) = spawn_sync(&h);
     map.insert(key, Arc::downgrade(&h));
     Ok(h)
 }
@@ -119,28 +128,31 @@ fn hub(cfg: &StoreConfig) -> Result<Arc<Hub>> {
 /// The `bill-fleet` thread: every `SYNC_EVERY`, each session of the hub
 /// exchanges last use with the fleet and picks up newly published ids. It
 /// exits when the hub's last session is gone.
-fn spawn_sync(h: &Arc<Hub>) {
+fn spawn_sync(h: &Arc<Hub>) -> Option<std::thread::JoinHandle<()>> {
     let weak = Arc::downgrade(h);
     let stop = h.stop.clone();
     // Without the thread, sessions still work; they only sync when they renew.
-    let _ = std::thread::Builder::new().name("bill-fleet".into()).spawn(move || loop {
-        {
-            let g = lock(&stop.0);
-            let (g, _) = stop.1.wait_timeout(g, SYNC_EVERY).unwrap_or_else(|p| p.into_inner());
-            if *g {
-                return;
+    std::thread::Builder::new()
+        .name("bill-fleet".into())
+        .spawn(move || loop {
+            {
+                let g = lock(&stop.0);
+                let (g, _) = stop.1.wait_timeout(g, SYNC_EVERY).unwrap_or_else(|p| p.into_inner());
+                if *g {
+                    return;
+                }
             }
-        }
-        let live: Vec<Arc<Inner>> = {
-            let Some(h) = weak.upgrade() else { return };
-            let mut list = lock(&h.sessions);
-            list.retain(|w| w.strong_count() > 0);
-            list.iter().filter_map(Weak::upgrade).collect()
-        };
-        for s in live {
-            s.fleet_sync();
-        }
-    });
+            let live: Vec<Arc<Inner>> = {
+                let Some(h) = weak.upgrade() else { return };
+                let mut list = lock(&h.sessions);
+                list.retain(|w| w.strong_count() > 0);
+                list.iter().filter_map(Weak::upgrade).collect()
+            };
+            for s in live {
+                s.fleet_sync();
+            }
+        })
+        .ok()
 }
 
 impl Fleet {

@@ -81,12 +81,22 @@ impl IdCell {
             }
             fence(Ordering::Acquire);
             if self.seq.load(Ordering::Relaxed) == s1 {
-                // SAFETY: the first n words are written and hold len bytes;
-                // len < cap, so the id and its NUL fit in the caller's buffer.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(local.as_ptr().cast::<u8>(), buf, len);
-                    *buf.add(len) = 0;
+                // Whole words, then the tail byte by byte: no call to memcpy.
+                let full = len / 8;
+                for (i, w) in local[..full].iter().enumerate() {
+                    // SAFETY: written above; i * 8 + 8 <= len < cap.
+                    unsafe { buf.add(i * 8).cast::<u64>().write_unaligned(w.assume_init()) };
                 }
+                if full < n {
+                    // SAFETY: word `full` was written above (n > full).
+                    let tail = unsafe { local[full].assume_init() }.to_ne_bytes();
+                    for (j, b) in tail[..len - full * 8].iter().enumerate() {
+                        // SAFETY: full * 8 + j < len < cap.
+                        unsafe { *buf.add(full * 8 + j) = *b };
+                    }
+                }
+                // SAFETY: len < cap.
+                unsafe { *buf.add(len) = 0 };
                 return Some(len);
             }
         }
