@@ -387,3 +387,36 @@ fn a_wrong_password_can_neither_read_nor_overwrite_the_shared_session() {
     good.finish();
     again.finish();
 }
+
+/// A Redis that stops answering (SIGSTOP: connections open, no replies) costs
+/// a call the store timeout, not its deadline; ids and touches never wait on
+/// it. When it wakes up it runs the requests it had buffered: the permits they
+/// take are given back, not left to block the fleet until they expire.
+#[test]
+fn a_hung_redis_delays_calls_by_the_store_timeout_only() {
+    let redis = RedisServer::start();
+    let e = emulator(60_000);
+    let v = vars(&e, &redis, "fleethung", 60_000);
+    let events: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let sink = events.clone();
+    let mut o = options(&e, "fleethung", ApiVersion::V3, 60_000, 15_000);
+    o.shared_store = Some(v["FLEET_STORE"].as_str().into());
+    o.store_timeout = ms(300);
+    o.request_timeout = ms(20_000);
+    o.events = Some(Arc::new(move |ev, _| sink.lock().unwrap().push(ev)));
+    let s = Session::login(&o).unwrap();
+    s.call("POST", "vendors", b"{}").unwrap();
+    // SAFETY: kill(2) on the pid of a child we started.
+    assert_eq!(unsafe { libc::kill(redis.pid() as i32, libc::SIGSTOP) }, 0);
+    // Without the fallback, each call would wait for a permit until its own deadline.
+    for _ in 0..4 {
+        s.call("POST", "vendors", b"{}").expect("a call goes on under local limits");
+    }
+    assert!(s.with_id(|_| ()).is_ok() && s.touch().is_ok());
+    assert!(wait_until(WAIT, || events.lock().unwrap().contains(&Event::StoreDown)), "STORE_DOWN delivered");
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(redis.pid() as i32, libc::SIGCONT) }, 0);
+    assert!(wait_until(WAIT, || events.lock().unwrap().contains(&Event::StoreUp)), "STORE_UP delivered");
+    s.call("POST", "vendors", b"{}").unwrap();
+    assert_eq!(e.stats().logins, 1);
+}

@@ -361,7 +361,23 @@ struct Local {
     /// Idle connections and when each was last used.
     pool: Mutex<Vec<(Connection, Instant)>>,
     health: Mutex<Health>,
+    /// Permits and queue places that a failed operation may have taken or
+    /// left behind (a request can reach Redis and its reply be lost): given
+    /// back at the next permit operation, not left to block the fleet until
+    /// they expire.
+    orphans: Mutex<Vec<Orphan>>,
 }
+
+/// A semaphore member that may be held or queued without anyone using it.
+struct Orphan {
+    permits: String,
+    /// The waiters and their expiries, when it may still be queued.
+    queue: Option<(String, String)>,
+    member: String,
+}
+
+/// Orphans kept at most; older ones expire by themselves.
+const MAX_ORPHANS: usize = 256;
 
 struct Inner {
     cfg: StoreConfig,
@@ -706,18 +722,27 @@ impl Store {
             self.sem_key(id, "tickets"),
         ];
         let member = random_hex();
+        self.release_orphans();
         let mut backoff = WAIT_MIN;
         loop {
-            let r: Vec<i64> = self.run(|c| {
-                SCRIPTS
-                    .sem_acquire
-                    .key(&keys[..])
-                    .arg(&member)
-                    .arg(limit)
-                    .arg(ms(permit_ttl))
-                    .arg(ms(WAITER_TTL))
-                    .invoke(c)
-            })?;
+            let sent = self.is_up();
+            let r: Vec<i64> = self
+                .run(|c| {
+                    SCRIPTS
+                        .sem_acquire
+                        .key(&keys[..])
+                        .arg(&member)
+                        .arg(limit)
+                        .arg(ms(permit_ttl))
+                        .arg(ms(WAITER_TTL))
+                        .invoke(c)
+                })
+                .inspect_err(|_| {
+                    if sent {
+                        let queue = Some((keys[1].clone(), keys[2].clone()));
+                        self.orphan(Orphan { permits: keys[0].clone(), queue, member: member.clone() });
+                    }
+                })?;
             if r.first() == Some(&1) {
                 let [permits, ..] = keys;
                 let epoch = crate::fork::epoch();
@@ -726,6 +751,34 @@ impl Store {
             if !sleep_until_next(&mut backoff, WAIT_MAX_PERMIT, deadline) {
                 let _ = self.run(|c| SCRIPTS.sem_cancel.key(&keys[1]).key(&keys[2]).arg(&member).invoke::<i64>(c));
                 return Ok(None);
+            }
+        }
+    }
+
+    fn orphan(&self, o: Orphan) {
+        let local = self.inner.local();
+        let mut list = local.1.orphans.lock().unwrap_or_else(|p| p.into_inner());
+        if list.len() >= MAX_ORPHANS {
+            list.remove(0);
+        }
+        list.push(o);
+    }
+
+    /// Gives back what failed operations may have left in the semaphore.
+    /// Stops at the first failure and keeps the rest for next time.
+    fn release_orphans(&self) {
+        let local = self.inner.local();
+        let mut todo = std::mem::take(&mut *local.1.orphans.lock().unwrap_or_else(|p| p.into_inner()));
+        while let Some(o) = todo.pop() {
+            let done = o
+                .queue
+                .as_ref()
+                .map_or(Ok(0), |(w, e)| self.run(|c| SCRIPTS.sem_cancel.key(w).key(e).arg(&o.member).invoke::<i64>(c)))
+                .and_then(|_| self.run(|c| SCRIPTS.sem_release.key(&o.permits).arg(&o.member).invoke::<i64>(c)));
+            if done.is_err() {
+                todo.push(o);
+                local.1.orphans.lock().unwrap_or_else(|p| p.into_inner()).extend(todo);
+                return;
             }
         }
     }
@@ -826,6 +879,10 @@ impl Permit {
             return false;
         }
         let r = store.run(|c| SCRIPTS.sem_release.key(&self.key).arg(&self.member).invoke::<i64>(c));
+        if r.is_err() {
+            let key = std::mem::take(&mut self.key);
+            store.orphan(Orphan { permits: key, queue: None, member: std::mem::take(&mut self.member) });
+        }
         r == Ok(1)
     }
 }
