@@ -420,3 +420,61 @@ fn a_hung_redis_delays_calls_by_the_store_timeout_only() {
     s.call("POST", "vendors", b"{}").unwrap();
     assert_eq!(e.stats().logins, 1);
 }
+
+/// A call waiting for a fleet-wide permit that other processes hold stops
+/// waiting when it is cancelled, and gives its place in the queue back.
+#[test]
+fn a_cancelled_call_stops_waiting_for_a_fleet_permit() {
+    use bill::cancel::Cancel;
+    use bill::session::CallOptions;
+    use bill::store::{Identity, IdentityParts, Store, StoreConfig};
+
+    let redis = RedisServer::start();
+    let e = emulator(60_000);
+    let v = vars(&e, &redis, "fleetcancel", 60_000);
+    let mut o = options(&e, "fleetcancel", ApiVersion::V3, 60_000, 15_000);
+    o.shared_store = Some(v["FLEET_STORE"].as_str().into());
+    o.store_timeout = ms(5000);
+    o.request_timeout = ms(60_000);
+    let s = Arc::new(Session::login(&o).unwrap());
+    // Another holder (as another process would) takes all 3 permits.
+    let mut cfg = StoreConfig::new(&redis.url()).unwrap();
+    cfg.op_timeout = ms(5000);
+    let store = Store::open(cfg, None).unwrap();
+    let id = Identity::new(&IdentityParts {
+        base_url: e.v3_base(),
+        api_version: "v3",
+        dev_key: &o.dev_key,
+        org_id: &o.org_id,
+        user_name: &o.user_name,
+        password: &o.password,
+    });
+    let far = std::time::Instant::now() + ms(5000);
+    let held: Vec<_> = (0..3).map(|_| store.acquire_permit(&id, 3, ms(120_000), far).unwrap().unwrap()).collect();
+    let cancel = Cancel::new();
+    let call = {
+        let (s, cancel) = (s.clone(), cancel.clone());
+        std::thread::spawn(move || {
+            let opts = CallOptions { timeout: None, cancel: Some(cancel) };
+            s.call_with("POST", "vendors", b"{}", &opts).map(|_| ()).map_err(|e| e.kind)
+        })
+    };
+    // The call is queued for a permit once a waiter shows up in Redis.
+    let mut c = redis.client();
+    assert!(
+        wait_until(WAIT, || {
+            let keys: Vec<String> = redis::cmd("KEYS").arg("*:waiters").query(&mut c).unwrap();
+            keys.iter().any(|k| redis::cmd("ZCARD").arg(k).query::<u32>(&mut c).unwrap() > 0)
+        }),
+        "the call waits for a fleet permit"
+    );
+    cancel.trigger();
+    assert_eq!(call.join().unwrap(), Err(ErrorKind::Cancelled), "cancelled, not timed out after 60 s");
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*:waiters").query(&mut c).unwrap();
+    for k in keys {
+        assert_eq!(redis::cmd("ZCARD").arg(&k).query::<u32>(&mut c).unwrap(), 0, "its queue place was given back");
+    }
+    drop(held);
+    s.call("POST", "vendors", b"{}").unwrap();
+    assert_eq!(e.stats().calls, 1, "the cancelled call never reached BILL");
+}

@@ -363,7 +363,8 @@ impl Inner {
         let Some(fl) = &self.fleet else { return Ok(None) };
         let left = deadline.left()?;
         let limit = self.cfg.opts.max_in_flight;
-        match fl.store().acquire_permit(&fl.id, limit, left + PERMIT_MARGIN, Instant::now() + left) {
+        let cancelled = || deadline.cancel().is_some_and(crate::cancel::Cancel::is_triggered);
+        match fl.store().acquire_permit_until(&fl.id, limit, left + PERMIT_MARGIN, Instant::now() + left, &cancelled) {
             Ok(Some(p)) => Ok(Some(p)),
             Ok(None) => Err(deadline.left().err().unwrap_or_else(timed_out)),
             Err(_) => Ok(None),
