@@ -478,3 +478,33 @@ fn a_cancelled_call_stops_waiting_for_a_fleet_permit() {
     s.call("POST", "vendors", b"{}").unwrap();
     assert_eq!(e.stats().calls, 1, "the cancelled call never reached BILL");
 }
+
+/// Idle time is the fleet's: a process that never uses the session does not
+/// renew it while another keeps using it, and renews once the fleet is idle.
+#[test]
+fn a_session_is_renewed_only_when_the_whole_fleet_left_it_idle() {
+    let redis = RedisServer::start();
+    let idle = 6000;
+    let e = emulator(idle);
+    let mut v = vars(&e, &redis, "fleetidle", idle);
+    // Renewal due 3 s after the last use that a process knows of.
+    v.insert("FLEET_MARGIN_MS", "3000".into());
+    let user = Proc::spawn(&v, "caller");
+    let first = user.wait_line("ID ");
+    let idler = Proc::spawn(&v, "hold");
+    assert_eq!(idler.wait_line("ID "), first);
+    // Three renewal periods of the idler while the other process calls.
+    assert!(wait_until(ms(60_000), || user.count("CALL ok") >= 90), "the user keeps calling: {:?}", user.lines());
+    assert_eq!(e.stats().logins, 1, "no renewal while the fleet uses the session");
+    assert_eq!(idler.count("EVENT Renewed"), 0);
+    assert_eq!(idler.current_id().unwrap(), first[3..]);
+    user.finish();
+    // Now the fleet is idle: one process renews, and the idler holds the new id.
+    assert!(
+        wait_until(ms(60_000), || idler.current_id().is_some_and(|id| id != first[3..])),
+        "renewed once the fleet left it idle: {:?}",
+        idler.lines()
+    );
+    assert!(e.session(&idler.current_id().unwrap()).valid);
+    idler.finish();
+}
