@@ -97,11 +97,23 @@ impl IdCell {
                 }
                 // SAFETY: len < cap.
                 unsafe { *buf.add(len) = 0 };
+                wipe(&mut local[..n]);
                 return Some(len);
             }
+            wipe(&mut local[..n]);
         }
         None
     }
+}
+
+/// Zeroes the stack copy of an id so that it does not outlive the read.
+#[inline]
+fn wipe(words: &mut [MaybeUninit<u64>]) {
+    for w in words {
+        // SAFETY: a valid, aligned slot of our own array.
+        unsafe { std::ptr::write_volatile(w.as_mut_ptr(), 0) };
+    }
+    std::sync::atomic::compiler_fence(Ordering::SeqCst);
 }
 
 impl Drop for IdCell {
