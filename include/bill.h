@@ -738,7 +738,7 @@ bill_status bill_login(const bill_options *opts, bill_session **out);
  *
  * Returns BILL_OK; BILL_ERR_NULL_ARG (session); BILL_ERR_BUFFER_TOO_SMALL
  * with `*len` set to the size needed, NUL included (when `buf` is NULL or
- * `cap` is too small; nothing is written to `buf`); BILL_ERR_SESSION_EXPIRED
+ * `cap` is too small; no part of the id is written to `buf`); BILL_ERR_SESSION_EXPIRED
  * (idle past the timeout; `bill_renew` or `bill_call` signs in again);
  * BILL_ERR_CLOSED; BILL_ERR_FORKED; BILL_ERR_INVALID_ARG (a handle that is
  * not live).

@@ -124,7 +124,7 @@ pub unsafe extern "C" fn bill_login(opts: *const bill_options, out: *mut *mut bi
 ///
 /// Returns BILL_OK; BILL_ERR_NULL_ARG (session); BILL_ERR_BUFFER_TOO_SMALL
 /// with `*len` set to the size needed, NUL included (when `buf` is NULL or
-/// `cap` is too small; nothing is written to `buf`); BILL_ERR_SESSION_EXPIRED
+/// `cap` is too small; no part of the id is written to `buf`); BILL_ERR_SESSION_EXPIRED
 /// (idle past the timeout; `bill_renew` or `bill_call` signs in again);
 /// BILL_ERR_CLOSED; BILL_ERR_FORKED; BILL_ERR_INVALID_ARG (a handle that is
 /// not live).

@@ -3,7 +3,6 @@
 //! two atomic read-modify-writes per read; this costs a few loads. Ids longer
 //! than the cell leave it empty and readers take the `ArcSwap` path.
 
-use std::mem::MaybeUninit;
 use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 
 const WORDS: usize = 32;
@@ -57,12 +56,15 @@ impl IdCell {
 
     /// Copies the id and a NUL into `buf` (`cap` bytes). `None` when the cell
     /// is empty, the id does not fit, or writes kept colliding with the read;
-    /// the caller then takes the slow path, which says why.
+    /// the caller then takes the slow path, which says why. Nothing is
+    /// written when the id does not fit; after colliding reads the bytes
+    /// written are zeroed again.
     ///
     /// # Safety
     /// `buf` must be valid for `cap` bytes of writes.
     #[inline]
     pub(super) unsafe fn copy_to(&self, buf: *mut u8, cap: usize) -> Option<usize> {
+        let mut written = 0;
         for _ in 0..READ_ATTEMPTS {
             let s1 = self.seq.load(Ordering::Acquire);
             if s1 & 1 == 1 {
@@ -71,49 +73,58 @@ impl IdCell {
             }
             let len = self.len.load(Ordering::Relaxed);
             if len == 0 || len >= cap || len > CAPACITY {
-                return None;
+                break;
             }
-            // Words into a local copy, then one copy into the caller's buffer.
-            let mut local = [MaybeUninit::<u64>::uninit(); WORDS];
-            let n = len.div_ceil(8);
-            for (dst, w) in local[..n].iter_mut().zip(&self.words[..n]) {
-                dst.write(w.load(Ordering::Relaxed));
+            // Straight from the atomic words into the caller's buffer: no
+            // copy of the id on our stack, and atomic loads are never merged
+            // into a call to memcpy. A torn read is overwritten by the retry.
+            let full = len / 8;
+            for (i, w) in self.words[..full].iter().enumerate() {
+                // SAFETY: i * 8 + 8 <= len < cap.
+                unsafe { buf.add(i * 8).cast::<u64>().write_unaligned(w.load(Ordering::Relaxed)) };
             }
+            let tail = len - full * 8;
+            if tail > 0 {
+                // SAFETY: full * 8 + tail = len < cap.
+                unsafe { write_tail(buf.add(full * 8), self.words[full].load(Ordering::Relaxed), tail) };
+            }
+            written = len;
             fence(Ordering::Acquire);
             if self.seq.load(Ordering::Relaxed) == s1 {
-                // Whole words, then the tail byte by byte: no call to memcpy.
-                let full = len / 8;
-                for (i, w) in local[..full].iter().enumerate() {
-                    // SAFETY: written above; i * 8 + 8 <= len < cap.
-                    unsafe { buf.add(i * 8).cast::<u64>().write_unaligned(w.assume_init()) };
-                }
-                if full < n {
-                    // SAFETY: word `full` was written above (n > full).
-                    let tail = unsafe { local[full].assume_init() }.to_ne_bytes();
-                    for (j, b) in tail[..len - full * 8].iter().enumerate() {
-                        // SAFETY: full * 8 + j < len < cap.
-                        unsafe { *buf.add(full * 8 + j) = *b };
-                    }
-                }
                 // SAFETY: len < cap.
                 unsafe { *buf.add(len) = 0 };
-                wipe(&mut local[..n]);
                 return Some(len);
             }
-            wipe(&mut local[..n]);
+        }
+        if written > 0 {
+            // SAFETY: the first `written` bytes were written above.
+            unsafe { std::ptr::write_bytes(buf, 0, written) };
         }
         None
     }
 }
 
-/// Zeroes the stack copy of an id so that it does not outlive the read.
+/// Writes the first `n` (1 to 7) bytes of `word` (native order) to `dst`, in
+/// at most three stores.
+///
+/// # Safety
+/// `dst` must be valid for `n` bytes of writes.
 #[inline]
-fn wipe(words: &mut [MaybeUninit<u64>]) {
-    for w in words {
-        // SAFETY: a valid, aligned slot of our own array.
-        unsafe { std::ptr::write_volatile(w.as_mut_ptr(), 0) };
+unsafe fn write_tail(dst: *mut u8, word: u64, n: usize) {
+    let b = word.to_ne_bytes();
+    let mut at = 0;
+    // SAFETY (all three): at + width <= n, and dst is valid for n bytes.
+    if n & 4 != 0 {
+        unsafe { dst.cast::<[u8; 4]>().write_unaligned([b[0], b[1], b[2], b[3]]) };
+        at = 4;
     }
-    std::sync::atomic::compiler_fence(Ordering::SeqCst);
+    if n & 2 != 0 {
+        unsafe { dst.add(at).cast::<[u8; 2]>().write_unaligned([b[at], b[at + 1]]) };
+        at += 2;
+    }
+    if n & 1 != 0 {
+        unsafe { *dst.add(at) = b[at] };
+    }
 }
 
 impl Drop for IdCell {
@@ -143,6 +154,10 @@ mod tests {
         c.set(Some(b"abcdefghijk"));
         assert_eq!(read(&c, 64).unwrap(), b"abcdefghijk");
         assert_eq!(read(&c, 11), None, "no room for the NUL");
+        let mut untouched = [0xAAu8; 11];
+        // SAFETY: 11 bytes.
+        assert_eq!(unsafe { c.copy_to(untouched.as_mut_ptr(), 11) }, None);
+        assert_eq!(untouched, [0xAA; 11], "nothing written when the id does not fit");
         assert_eq!(read(&c, 12).unwrap(), b"abcdefghijk");
         c.set(Some(b"xy"));
         assert_eq!(read(&c, 64).unwrap(), b"xy");

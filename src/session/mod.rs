@@ -20,7 +20,6 @@
 //! the in-flight limit and the caller's deadline, `calls` makes callers'
 //! calls with BDC_1109 recovery, `renewal` signs in again in the background.
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -42,6 +41,7 @@ mod calls;
 mod events;
 mod fleet;
 mod idcell;
+mod mark;
 mod renewal;
 mod request;
 
@@ -84,14 +84,6 @@ impl State {
 pub(super) const TOUCH_GRANULARITY_NS: u64 = NS_PER_MS;
 /// The most an id is withheld before the idle timeout (see `Inner::usable_ns`).
 const EXPIRY_GUARD_MAX_NS: u64 = 1000 * NS_PER_MS;
-
-thread_local! {
-    /// (session, mark): when this thread last read that session's id or
-    /// touched it. A request this thread sends after either reaches BILL no
-    /// earlier than the mark, so the next touch counts the use from the mark,
-    /// never from after the reply (see `Session::touch_fast`).
-    static MARK: Cell<(usize, u64)> = const { Cell::new((0, 0)) };
-}
 
 /// The id in use and what came with it. Wiped when the last reader lets go.
 struct Current {
@@ -276,7 +268,7 @@ impl Session {
         }
         let guard = inner.current.load();
         let r = guard.as_ref().map(|cur| f(cur.id.expose()));
-        MARK.with(|c| c.set((self.key(), now)));
+        mark::set(self.key(), now);
         r
     }
 
@@ -295,7 +287,7 @@ impl Session {
         }
         // SAFETY: forwarded caller contract.
         let n = unsafe { inner.id_cell.copy_to(buf, cap) }?;
-        MARK.with(|c| c.set((self.key(), now)));
+        mark::set(self.key(), now);
         Some(n)
     }
 
@@ -321,14 +313,10 @@ impl Session {
     pub fn touch_fast(&self) -> bool {
         let now = clock::coarse_now_ns();
         let key = self.key();
-        let at = MARK.with(|c| {
-            let (k, mark) = c.replace((key, now));
-            if k == key {
-                mark.min(now)
-            } else {
-                now
-            }
-        });
+        let at = match mark::replace(key, now) {
+            (k, mark) if k == key => mark.min(now),
+            _ => now,
+        };
         self.inner.record_use(now, at)
     }
 
