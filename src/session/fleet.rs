@@ -195,6 +195,20 @@ pub(super) enum Before {
     Later(u64),
 }
 
+/// The stored session compared with ours (`Inner::look`).
+enum Look {
+    /// Our id, at this generation.
+    Same(u64),
+    /// Another process's id, fresh enough to adopt.
+    Theirs(Current),
+    /// Another generation with nothing to adopt (too old, or unreadable).
+    Other(u64),
+    /// Nothing stored.
+    Nothing,
+    /// Redis is away.
+    Unreachable,
+}
+
 fn ns(d: Duration) -> u64 {
     d.as_nanos().min(u64::MAX as u128) as u64
 }
@@ -402,6 +416,27 @@ impl Inner {
         }
     }
 
+    /// The stored session compared with ours: the one rule that the fleet
+    /// thread and a background renewal both act on. A stored record of our
+    /// own id at a newer generation makes that generation ours.
+    fn look(&self, fl: &Fleet, cur: Option<&Current>, t0: u64) -> Look {
+        let mine = cur.map_or(0, |c| c.fleet_gen.load(Ordering::Acquire));
+        match fl.store().generation(&fl.id) {
+            Ok(Some(g)) if g == mine => Look::Same(g),
+            Ok(Some(g)) => match (self.stored(fl, t0), cur) {
+                (Ok(Some(theirs)), Some(c)) if theirs.id == c.id => {
+                    let g = theirs.fleet_gen.load(Ordering::Acquire);
+                    c.fleet_gen.store(g, Ordering::Release);
+                    Look::Same(g)
+                }
+                (Ok(Some(theirs)), _) => Look::Theirs(theirs),
+                _ => Look::Other(g),
+            },
+            Ok(None) => Look::Nothing,
+            Err(_) => Look::Unreachable,
+        }
+    }
+
     /// The fleet thread's pass over one session: pick up a newer stored id,
     /// share ours when nothing is stored, and exchange last use.
     fn fleet_sync(&self) {
@@ -412,32 +447,21 @@ impl Inner {
         let store = fl.store();
         let t0 = clock::now_ns();
         let Some(cur) = self.current.load_full() else { return };
-        let mine = cur.fleet_gen.load(Ordering::Acquire);
-        match store.generation(&fl.id) {
-            Ok(Some(g)) if g == mine => {}
-            Ok(Some(g)) => {
-                match self.stored(fl, t0) {
-                    Ok(Some(theirs)) if theirs.id == cur.id => cur.fleet_gen.store(g, Ordering::Release),
-                    Ok(Some(theirs)) => {
-                        {
-                            let mut f = lock(&self.flight);
-                            if f.busy {
-                                return; // a sign-in of ours is on the wire; next pass
-                            }
-                            f.busy = true;
-                        }
-                        self.adopt_held(theirs, Some(cur));
+        let mine = match self.look(fl, Some(&cur), t0) {
+            Look::Same(g) => g,
+            Look::Theirs(theirs) => {
+                {
+                    let mut f = lock(&self.flight);
+                    if f.busy {
+                        return; // a sign-in of ours is on the wire; next pass
                     }
-                    _ => {}
+                    f.busy = true;
                 }
-                return;
+                return self.adopt_held(theirs, Some(cur));
             }
-            Ok(None) => {
-                self.share(fl, &cur, t0);
-                return;
-            }
-            Err(_) => return,
-        }
+            Look::Nothing => return self.share(fl, &cur, t0),
+            Look::Other(_) | Look::Unreachable => return,
+        };
         let last = self.last_used.load(Ordering::Acquire);
         let r = if last > fl.published_use.load(Ordering::Acquire) {
             store.record_last_use_of(&fl.id, Duration::from_nanos(t0.saturating_sub(last)), mine)
@@ -477,32 +501,28 @@ impl Inner {
         let store = fl.store();
         let t0 = clock::now_ns();
         let cur = self.current.load_full();
-        let mine = cur.as_ref().map_or(0, |c| c.fleet_gen.load(Ordering::Acquire));
-        let seen = store.generation(&fl.id);
-        match seen {
-            Ok(Some(g)) if g == mine => {
+        let seen = match self.look(fl, cur.as_deref(), t0) {
+            Look::Same(g) => {
                 if let Ok(Some(lu)) = store.last_use(&fl.id) {
                     if self.raise_last_use(t0.saturating_sub(ns(lu.idle))) {
                         self.end_flight(lock(&self.flight));
                         return Before::Done(self.next_deadline());
                     }
                 }
+                g
             }
-            Ok(Some(_)) => {
-                if let Ok(Some(theirs)) = self.stored(fl, t0) {
-                    if cur.as_ref().is_none_or(|c| c.id != theirs.id) {
-                        self.adopt_held(theirs, cur);
-                        return Before::Done(self.next_deadline());
-                    }
-                }
+            Look::Theirs(theirs) => {
+                self.adopt_held(theirs, cur);
+                return Before::Done(self.next_deadline());
             }
-            Ok(None) => {}
-            Err(_) => return Before::Renew(None),
-        }
+            Look::Other(g) => g,
+            Look::Nothing => 0,
+            Look::Unreachable => return Before::Renew(None),
+        };
         let ttl = self.cfg.opts.request_timeout + LEASE_MARGIN;
         match store.acquire_lease(&fl.id, ttl) {
             // A publish between the look and the lease: look again first.
-            Ok(LeaseAttempt::Acquired(lease)) if lease.generation != seen.ok().flatten().unwrap_or(0) => {
+            Ok(LeaseAttempt::Acquired(lease)) if lease.generation != seen => {
                 let _ = store.release_lease(&fl.id, &lease);
                 self.end_flight(lock(&self.flight));
                 Before::Later(clock::now_ns() + 2 * NS_PER_MS)
