@@ -432,6 +432,47 @@ fn semaphore_waits_until_the_deadline_and_serves_in_order() {
     second.join().unwrap();
 }
 
+#[test]
+fn urgent_waiters_go_first_earliest_deadline_first() {
+    let server = RedisServer::start();
+    let s = store(&server);
+    let id = ident();
+    let ttl = Duration::from_secs(60);
+    let p1 = s.acquire_permit(&id, 1, ttl, Instant::now()).unwrap().expect("a free permit without waiting");
+    let (tx, rx) = mpsc::channel();
+    let spawn_waiter = |name: &'static str, turn: Turn, wait: Duration| {
+        let (url, tx) = (server.url(), tx.clone());
+        std::thread::spawn(move || {
+            let s = Store::open(config(&url), None).unwrap();
+            let p = s.acquire_permit_until(&ident(), 1, ttl, Instant::now() + wait, turn, &|| false).unwrap().unwrap();
+            tx.send(name).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            p.release();
+        })
+    };
+    let mut c = server.client();
+    let waiters = format!("bill:{{sem-{}}}:waiters", org_tag(&server, &id));
+    // Queued in this order: a caller, then a renewal due late, then one due early.
+    let order = [
+        ("caller", Turn::InTurn, Duration::from_secs(90)),
+        ("renewal due late", Turn::Urgent, Duration::from_secs(90)),
+        ("renewal due early", Turn::Urgent, Duration::from_secs(60)),
+    ];
+    let mut threads = Vec::new();
+    for (n, (name, turn, wait)) in order.into_iter().enumerate() {
+        threads.push(spawn_waiter(name, turn, wait));
+        eventually(Duration::from_secs(20), "the waiter to queue", || {
+            (redis::cmd("ZCARD").arg(&waiters).query::<usize>(&mut c).unwrap() == n + 1).then_some(())
+        });
+    }
+    assert!(p1.release());
+    let served: Vec<_> = (0..3).map(|_| rx.recv_timeout(Duration::from_secs(30)).unwrap()).collect();
+    assert_eq!(served, ["renewal due early", "renewal due late", "caller"]);
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
 /// The semaphore's hash tag, found from the one permits key in the server.
 fn org_tag(server: &RedisServer, _id: &Identity) -> String {
     let keys: Vec<String> = redis::cmd("KEYS").arg("bill:{sem-*").query(&mut server.client()).unwrap();

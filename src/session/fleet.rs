@@ -29,12 +29,12 @@ use super::{lock, Current, Inner, State, TOUCH_GRANULARITY_NS};
 use crate::clock::{self, NS_PER_MS};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fork::PerProcess;
-use crate::limits::{self, Origin};
+use crate::limits::{self, Origin, Priority};
 use crate::options::{ApiVersion, Config, Event};
 use crate::secret::Secret;
 use crate::store::{
     Identity, IdentityParts, Lease, LeaseAttempt, Permit, Published, SessionRecord, SignIn, Store, StoreConfig,
-    StoreEvent,
+    StoreEvent, Turn,
 };
 
 /// How often the fleet thread publishes last use and looks for new ids.
@@ -373,12 +373,18 @@ impl Inner {
 
     /// A fleet-wide in-flight permit for one request, within `deadline`.
     /// None without a store, or when Redis is away (the local gate holds).
-    pub(super) fn fleet_permit(&self, deadline: Deadline<'_>) -> Result<Option<Permit>> {
+    /// Renewals go ahead of callers' calls, as in the local gate.
+    pub(super) fn fleet_permit(&self, deadline: Deadline<'_>, priority: Priority) -> Result<Option<Permit>> {
         let Some(fl) = &self.fleet else { return Ok(None) };
         let left = deadline.left()?;
         let limit = self.cfg.opts.max_in_flight;
         let cancelled = || deadline.cancel().is_some_and(crate::cancel::Cancel::is_triggered);
-        match fl.store().acquire_permit_until(&fl.id, limit, left + PERMIT_MARGIN, Instant::now() + left, &cancelled) {
+        let turn = match priority {
+            Priority::Renewal => Turn::Urgent,
+            Priority::Caller => Turn::InTurn,
+        };
+        let until = Instant::now() + left;
+        match fl.store().acquire_permit_until(&fl.id, limit, left + PERMIT_MARGIN, until, turn, &cancelled) {
             Ok(Some(p)) => Ok(Some(p)),
             Ok(None) => Err(deadline.left().err().unwrap_or_else(timed_out)),
             Err(_) => Ok(None),

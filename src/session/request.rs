@@ -105,7 +105,7 @@ impl Inner {
         loop {
             let left = deadline.left()?;
             let permit = self.gate.acquire(left, priority, deadline.at_ns(), deadline.cancel())?;
-            let shared = self.fleet_permit(deadline)?;
+            let shared = self.fleet_permit(deadline, priority)?;
             let left = deadline.left()?;
             let reply = self.transport.send(out.method, &url, &out.headers, body, left, deadline.cancel());
             drop(shared);

@@ -283,6 +283,16 @@ pub struct LastUse {
     pub idle: Duration,
 }
 
+/// A permit waiter's place in the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Turn {
+    /// First come, first served: callers' calls.
+    InTurn,
+    /// Ahead of every in-turn waiter, earliest deadline first: renewals,
+    /// which race their session's idle deadline.
+    Urgent,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SignIn {
     /// Taken; `used` sign-ins of this window so far (this one included).
@@ -708,6 +718,7 @@ impl Store {
     /// margin), so a crashed holder leaks it for no longer. Waiters are served
     /// in ticket order; a waiter polls with backoff (2 ms doubling to 20 ms).
     /// None at the deadline. Dropping the [`Permit`] releases it.
+    /// `acquire_permit_until` also serves urgent waiters ahead of these.
     pub fn acquire_permit(
         &self,
         id: &Identity,
@@ -715,17 +726,19 @@ impl Store {
         permit_ttl: Duration,
         deadline: Instant,
     ) -> Result<Option<Permit>> {
-        self.acquire_permit_until(id, limit, permit_ttl, deadline, &|| false)
+        self.acquire_permit_until(id, limit, permit_ttl, deadline, Turn::InTurn, &|| false)
     }
 
     /// `acquire_permit` that also gives up (None, its queue place given
-    /// back) within one poll once `stop` says so: a cancelled call.
+    /// back) within one poll once `stop` says so: a cancelled call. An
+    /// urgent waiter goes ahead of every in-turn one, earliest deadline first.
     pub fn acquire_permit_until(
         &self,
         id: &Identity,
         limit: u32,
         permit_ttl: Duration,
         deadline: Instant,
+        turn: Turn,
         stop: &dyn Fn() -> bool,
     ) -> Result<Option<Permit>> {
         let keys = [
@@ -735,6 +748,11 @@ impl Store {
             self.sem_key(id, "tickets"),
         ];
         let member = random_hex();
+        // Its place is fixed when it first queues: the deadline as it was then.
+        let urgent = match turn {
+            Turn::Urgent => ms(deadline.saturating_duration_since(Instant::now())).to_string(),
+            Turn::InTurn => String::new(),
+        };
         self.release_orphans();
         let mut backoff = WAIT_MIN;
         loop {
@@ -748,6 +766,7 @@ impl Store {
                         .arg(limit)
                         .arg(ms(permit_ttl))
                         .arg(ms(WAITER_TTL))
+                        .arg(&urgent)
                         .invoke(c)
                 })
                 .inspect_err(|_| {

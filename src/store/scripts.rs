@@ -92,12 +92,16 @@ return {tonumber(redis.call('GET', KEYS[1]) or '-1'), now}
 "#
 );
 
-/// Fair semaphore. KEYS: permits (member -> expiry), waiters (member -> ticket),
+/// Fair semaphore. KEYS: permits (member -> expiry), waiters (member -> place),
 /// waiter expiry (member -> expiry), ticket counter. ARGV: member, limit,
-/// permit ttl ms, waiter ttl ms.
+/// permit ttl ms, waiter ttl ms, and for an urgent waiter the ms left to its
+/// deadline (empty otherwise).
 /// Returns {1, 0} granted, or {0, place in the queue (0 = next)}.
 /// Expired permits and waiters that stopped asking are dropped first; the
-/// free permits go to the oldest tickets.
+/// free permits go to the lowest places. An in-turn waiter's place is its
+/// ticket (1, 2, ...); an urgent waiter's is its deadline on the server's
+/// clock less 10^13 ms, below every ticket: urgent waiters go first,
+/// earliest deadline first. Both stay exact in a double.
 pub const SEM_ACQUIRE: &str = lua!(
     r#"
 local me, limit = ARGV[1], tonumber(ARGV[2])
@@ -108,7 +112,9 @@ if #gone > 0 then
   redis.call('ZREM', KEYS[2], unpack(gone))
 end
 if not redis.call('ZSCORE', KEYS[2], me) then
-  redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[4]), me)
+  local place
+  if ARGV[5] ~= '' then place = now + tonumber(ARGV[5]) - 1e13 else place = redis.call('INCR', KEYS[4]) end
+  redis.call('ZADD', KEYS[2], int(place), me)
 end
 local free = limit - redis.call('ZCARD', KEYS[1])
 local rank = redis.call('ZRANK', KEYS[2], me)
