@@ -399,78 +399,56 @@ fn semaphore_never_exceeds_its_limit_across_threads() {
 fn semaphore_waits_until_the_deadline_and_serves_in_order() {
     let server = RedisServer::start();
     let s = store(&server);
-    let id = ident();
     let ttl = Duration::from_secs(60);
-    let p1 = s.acquire_permit(&id, 1, ttl, Instant::now()).unwrap().expect("a free permit without waiting");
-    assert!(s.acquire_permit(&id, 1, ttl, Instant::now() + Duration::from_millis(100)).unwrap().is_none());
-    // Two waiters queue in order; releasing one permit serves the first.
-    let (tx, rx) = mpsc::channel();
-    let spawn_waiter = |name: &'static str| {
-        let (url, tx) = (server.url(), tx.clone());
-        std::thread::spawn(move || {
-            let s = Store::open(config(&url), None).unwrap();
-            let p = s.acquire_permit(&ident(), 1, ttl, Instant::now() + Duration::from_secs(60)).unwrap().unwrap();
-            tx.send(name).unwrap();
-            std::thread::sleep(Duration::from_millis(20));
-            p.release();
-        })
-    };
-    let first = spawn_waiter("first");
-    let mut c = server.client();
-    let waiters = format!("bill:{{sem-{}}}:waiters", org_tag(&server, &id));
-    eventually(Duration::from_secs(20), "the first waiter to queue", || {
-        (redis::cmd("ZCARD").arg(&waiters).query::<u32>(&mut c).unwrap() == 1).then_some(())
-    });
-    let second = spawn_waiter("second");
-    eventually(Duration::from_secs(20), "the second waiter to queue", || {
-        (redis::cmd("ZCARD").arg(&waiters).query::<u32>(&mut c).unwrap() == 2).then_some(())
-    });
-    assert!(p1.release());
-    assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), "first");
-    assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), "second");
-    first.join().unwrap();
-    second.join().unwrap();
+    let p1 = s.acquire_permit(&ident(), 1, ttl, Instant::now()).unwrap().expect("a free permit without waiting");
+    assert!(s.acquire_permit(&ident(), 1, ttl, Instant::now() + Duration::from_millis(100)).unwrap().is_none());
+    drop(p1);
+    let in_turn = Duration::from_secs(60);
+    let served = served_in_order(&[("first", Turn::InTurn, in_turn), ("second", Turn::InTurn, in_turn)]);
+    assert_eq!(served, ["first", "second"]);
 }
 
 #[test]
 fn urgent_waiters_go_first_earliest_deadline_first() {
-    let server = RedisServer::start();
-    let s = store(&server);
-    let id = ident();
-    let ttl = Duration::from_secs(60);
-    let p1 = s.acquire_permit(&id, 1, ttl, Instant::now()).unwrap().expect("a free permit without waiting");
-    let (tx, rx) = mpsc::channel();
-    let spawn_waiter = |name: &'static str, turn: Turn, wait: Duration| {
-        let (url, tx) = (server.url(), tx.clone());
-        std::thread::spawn(move || {
-            let s = Store::open(config(&url), None).unwrap();
-            let p = s.acquire_permit_until(&ident(), 1, ttl, Instant::now() + wait, turn, &|| false).unwrap().unwrap();
-            tx.send(name).unwrap();
-            std::thread::sleep(Duration::from_millis(20));
-            p.release();
-        })
-    };
-    let mut c = server.client();
-    let waiters = format!("bill:{{sem-{}}}:waiters", org_tag(&server, &id));
-    // Queued in this order: a caller, then a renewal due late, then one due early.
-    let order = [
+    let served = served_in_order(&[
         ("caller", Turn::InTurn, Duration::from_secs(90)),
         ("renewal due late", Turn::Urgent, Duration::from_secs(90)),
         ("renewal due early", Turn::Urgent, Duration::from_secs(60)),
-    ];
+    ]);
+    assert_eq!(served, ["renewal due early", "renewal due late", "caller"]);
+}
+
+/// Holds the one permit of a semaphore, queues `waiters` one after another
+/// (each with its turn and its deadline from now), then lets the permit go:
+/// the names in the order the waiters were served.
+fn served_in_order(waiters: &[(&'static str, Turn, Duration)]) -> Vec<&'static str> {
+    let server = RedisServer::start();
+    let id = ident();
+    let ttl = Duration::from_secs(60);
+    let p1 = store(&server).acquire_permit(&id, 1, ttl, Instant::now()).unwrap().expect("a free permit");
+    let (tx, rx) = mpsc::channel();
+    let mut c = server.client();
+    let queue = format!("bill:{{sem-{}}}:waiters", org_tag(&server, &id));
     let mut threads = Vec::new();
-    for (n, (name, turn, wait)) in order.into_iter().enumerate() {
-        threads.push(spawn_waiter(name, turn, wait));
+    for (n, &(name, turn, wait)) in waiters.iter().enumerate() {
+        let (url, tx) = (server.url(), tx.clone());
+        threads.push(std::thread::spawn(move || {
+            let s = Store::open(config(&url), None).unwrap();
+            let p = s.acquire_permit_until(&ident(), 1, ttl, Instant::now() + wait, turn, &|| false).unwrap();
+            tx.send(name).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            p.expect("a permit before the deadline").release();
+        }));
         eventually(Duration::from_secs(20), "the waiter to queue", || {
-            (redis::cmd("ZCARD").arg(&waiters).query::<usize>(&mut c).unwrap() == n + 1).then_some(())
+            (redis::cmd("ZCARD").arg(&queue).query::<usize>(&mut c).unwrap() == n + 1).then_some(())
         });
     }
     assert!(p1.release());
-    let served: Vec<_> = (0..3).map(|_| rx.recv_timeout(Duration::from_secs(30)).unwrap()).collect();
-    assert_eq!(served, ["renewal due early", "renewal due late", "caller"]);
+    let served = (0..waiters.len()).map(|_| rx.recv_timeout(Duration::from_secs(30)).unwrap()).collect();
     for t in threads {
         t.join().unwrap();
     }
+    served
 }
 
 /// The semaphore's hash tag, found from the one permits key in the server.
