@@ -413,6 +413,18 @@ fn cancelled_io() -> ureq::Error {
     ureq::Error::Io(std::io::Error::new(std::io::ErrorKind::Interrupted, "cancelled"))
 }
 
+/// The time left rounded down to whole milliseconds (from 2 ms up): ureq
+/// sets a socket timeout (a system call) whenever the value differs from the
+/// last one, and time left to the deadline differs on every request. Rounded,
+/// consecutive requests on a connection present the same value; a request
+/// may time out up to 1 ms early, never late.
+fn steady(mut t: NextTimeout) -> NextTimeout {
+    if !t.after.is_not_happening() && *t.after >= Duration::from_millis(2) {
+        t.after = Duration::from_millis(t.after.as_millis() as u64).into();
+    }
+    t
+}
+
 /// Runs `op` with the timeout cut into slices while a handle is set,
 /// stopping between slices once it is triggered.
 fn sliced(
@@ -420,7 +432,7 @@ fn sliced(
     per_op: fn(&mut NextTimeout) -> &mut Option<ureq::unversioned::transport::time::Duration>,
     mut op: impl FnMut(NextTimeout) -> std::result::Result<bool, ureq::Error>,
 ) -> std::result::Result<bool, ureq::Error> {
-    let Some(_) = cancel::current() else { return op(timeout) };
+    let Some(_) = cancel::current() else { return op(steady(timeout)) };
     let start = std::time::Instant::now();
     loop {
         if cancel::current() == Some(true) {
@@ -439,7 +451,7 @@ fn sliced(
         if caller_slice.is_none_or(|c| *c > SLICE) {
             *own = Some(SLICE.into());
         }
-        match op(t) {
+        match op(steady(t)) {
             // Our slice ran out, not the caller's time: look at the handle and go on.
             Err(ureq::Error::Timeout(_)) if caller_slice.is_none_or(|c| *c > SLICE) && t.after > SLICE.into() => {}
             other => return other,
@@ -470,5 +482,28 @@ impl<T: Wire> Wire for CancellableWire<T> {
 
     fn is_tls(&self) -> bool {
         self.0.is_tls()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn after(d: Option<Duration>) -> NextTimeout {
+        NextTimeout {
+            after: d.map_or(ureq::unversioned::transport::time::Duration::NotHappening, Into::into),
+            ..NextTimeout::default()
+        }
+    }
+
+    #[test]
+    fn socket_timeouts_are_whole_milliseconds_and_never_longer() {
+        let us = Duration::from_micros;
+        // Two requests a few microseconds apart present one value: one system call, not two.
+        assert_eq!(*steady(after(Some(us(29_999_950)))).after, *steady(after(Some(us(29_999_020)))).after);
+        assert_eq!(*steady(after(Some(us(29_999_950)))).after, Duration::from_millis(29_999));
+        // Short waits stay exact rather than rounding down to nothing.
+        assert_eq!(*steady(after(Some(us(1_500)))).after, us(1_500));
+        assert!(steady(after(None)).after.is_not_happening());
     }
 }

@@ -45,11 +45,10 @@ impl IdCell {
         self.len.store(bytes.len(), Ordering::Relaxed);
         let mut chunks = bytes.chunks(8);
         for w in &self.words {
-            let mut word = [0u8; 8];
-            if let Some(c) = chunks.next() {
-                word[..c.len()].copy_from_slice(c);
-            }
-            w.store(u64::from_ne_bytes(word), Ordering::Relaxed);
+            // Packed little-endian in a register: no byte array of the id on
+            // this thread's stack.
+            let word = chunks.next().map_or(0, |c| c.iter().rev().fold(0u64, |acc, &b| acc << 8 | u64::from(b)));
+            w.store(word, Ordering::Relaxed);
         }
         self.seq.store(s + 2, Ordering::Release);
     }
@@ -81,7 +80,7 @@ impl IdCell {
             let full = len / 8;
             for (i, w) in self.words[..full].iter().enumerate() {
                 // SAFETY: i * 8 + 8 <= len < cap.
-                unsafe { buf.add(i * 8).cast::<u64>().write_unaligned(w.load(Ordering::Relaxed)) };
+                unsafe { buf.add(i * 8).cast::<u64>().write_unaligned(w.load(Ordering::Relaxed).to_le()) };
             }
             let tail = len - full * 8;
             if tail > 0 {
@@ -104,26 +103,28 @@ impl IdCell {
     }
 }
 
-/// Writes the first `n` (1 to 7) bytes of `word` (native order) to `dst`, in
-/// at most three stores.
+/// Writes the first `n` (1 to 7) bytes of `word` (little-endian, as `set`
+/// packs them) to `dst` in at most three stores. Shifts, not a byte array:
+/// an array would put the id's tail on the stack.
 ///
 /// # Safety
 /// `dst` must be valid for `n` bytes of writes.
 #[inline]
-unsafe fn write_tail(dst: *mut u8, word: u64, n: usize) {
-    let b = word.to_ne_bytes();
+unsafe fn write_tail(dst: *mut u8, mut word: u64, n: usize) {
     let mut at = 0;
     // SAFETY (all three): at + width <= n, and dst is valid for n bytes.
     if n & 4 != 0 {
-        unsafe { dst.cast::<[u8; 4]>().write_unaligned([b[0], b[1], b[2], b[3]]) };
+        unsafe { dst.cast::<u32>().write_unaligned((word as u32).to_le()) };
+        word >>= 32;
         at = 4;
     }
     if n & 2 != 0 {
-        unsafe { dst.add(at).cast::<[u8; 2]>().write_unaligned([b[at], b[at + 1]]) };
+        unsafe { dst.add(at).cast::<u16>().write_unaligned((word as u16).to_le()) };
+        word >>= 16;
         at += 2;
     }
     if n & 1 != 0 {
-        unsafe { *dst.add(at) = b[at] };
+        unsafe { *dst.add(at) = word as u8 };
     }
 }
 
