@@ -727,7 +727,8 @@ bill_status bill_login(const bill_options *opts, bill_session **out);
 
 /**
  * Copies the current session id into `buf` as NUL-terminated text and, if
- * `len` is not NULL, its length (without the NUL) into `*len`. Never waits
+ * `len` is not NULL, its length (without the NUL) into `*len`. Up to 7
+ * bytes after the NUL (never beyond `cap`) may be zeroed too. Never waits
  * on the network or on a renewal: during a renewal it returns the old id,
  * which stays valid until the new one is installed. Never returns an id the
  * library knows is dead: it stops handing out an id shortly before the idle

@@ -53,7 +53,8 @@ impl IdCell {
         self.seq.store(s + 2, Ordering::Release);
     }
 
-    /// Copies the id and a NUL into `buf` (`cap` bytes). `None` when the cell
+    /// Copies the id and a NUL into `buf` (`cap` bytes; when there is room,
+    /// the rest of the NUL's 8-byte word is zeroed too). `None` when the cell
     /// is empty, the id does not fit, or writes kept colliding with the read;
     /// the caller then takes the slow path, which says why. Nothing is
     /// written when the id does not fit; after colliding reads the bytes
@@ -77,21 +78,32 @@ impl IdCell {
             // Straight from the atomic words into the caller's buffer: no
             // copy of the id on our stack, and atomic loads are never merged
             // into a call to memcpy. A torn read is overwritten by the retry.
-            let full = len / 8;
-            for (i, w) in self.words[..full].iter().enumerate() {
-                // SAFETY: i * 8 + 8 <= len < cap.
-                unsafe { buf.add(i * 8).cast::<u64>().write_unaligned(w.load(Ordering::Relaxed).to_le()) };
-            }
-            let tail = len - full * 8;
-            if tail > 0 {
-                // SAFETY: full * 8 + tail = len < cap.
-                unsafe { write_tail(buf.add(full * 8), self.words[full].load(Ordering::Relaxed), tail) };
-            }
-            written = len;
-            fence(Ordering::Acquire);
-            if self.seq.load(Ordering::Relaxed) == s1 {
+            let with_nul = len / 8 + 1;
+            if with_nul * 8 <= cap && with_nul <= WORDS {
+                // Whole words, through the one that holds the NUL: `set`
+                // leaves zeros after the id, so that word ends the text.
+                for (i, w) in self.words[..with_nul].iter().enumerate() {
+                    // SAFETY: i * 8 + 8 <= with_nul * 8 <= cap.
+                    unsafe { buf.add(i * 8).cast::<u64>().write_unaligned(w.load(Ordering::Relaxed).to_le()) };
+                }
+                written = with_nul * 8;
+            } else {
+                let full = len / 8;
+                for (i, w) in self.words[..full].iter().enumerate() {
+                    // SAFETY: i * 8 + 8 <= len < cap.
+                    unsafe { buf.add(i * 8).cast::<u64>().write_unaligned(w.load(Ordering::Relaxed).to_le()) };
+                }
+                let tail = len - full * 8;
+                if tail > 0 {
+                    // SAFETY: full * 8 + tail = len < cap.
+                    unsafe { write_tail(buf.add(full * 8), self.words[full].load(Ordering::Relaxed), tail) };
+                }
                 // SAFETY: len < cap.
                 unsafe { *buf.add(len) = 0 };
+                written = len + 1;
+            }
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == s1 {
                 return Some(len);
             }
         }
@@ -167,6 +179,13 @@ mod tests {
         assert_eq!(read(&c, 4096), None, "too long for the cell");
         c.set(Some(&[b'z'; CAPACITY]));
         assert_eq!(read(&c, 4096).unwrap().len(), CAPACITY);
+        for len in [7, 8, 9, CAPACITY - 1] {
+            let id = vec![b'q'; len];
+            c.set(Some(&id));
+            // Room for whole words, and only just room for the id and its NUL.
+            assert_eq!(read(&c, 4096).unwrap(), id);
+            assert_eq!(read(&c, len + 1).unwrap(), id);
+        }
         c.set(None);
         assert_eq!(read(&c, 64), None);
         assert!(c.words.iter().all(|w| w.load(Ordering::Relaxed) == 0));

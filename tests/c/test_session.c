@@ -66,6 +66,24 @@ static void test_sign_in_both_versions(void) {
         size_t need2 = 0;
         CHECK_ST(bill_session_id(s, small, len, &need2), BILL_ERR_BUFFER_TOO_SMALL);
         CHECK(need2 == len + 1 && small[0] == 'x');
+        /* Every cap from just enough up: the id, its NUL, at most 7 zeroed
+         * bytes after it (the rest of its 8-byte word), nothing at or beyond cap. */
+        for (size_t cap = len + 1; cap <= len + 17; cap++) {
+            unsigned char guard[512];
+            memset(guard, 0xAA, sizeof guard);
+            size_t got = 0;
+            CHECK_ST(bill_session_id(s, (char *)guard, cap, &got), BILL_OK);
+            CHECK(got == len && memcmp(guard, id, len) == 0 && guard[len] == 0);
+            size_t word_end = (len / 8 + 1) * 8;
+            for (size_t i = len + 1; i < sizeof guard; i++) {
+                int may_zero = i < cap && i < word_end;
+                if (!(guard[i] == 0xAA || (may_zero && guard[i] == 0))) {
+                    CHECK(!"a byte after the NUL changed outside the id's last word or cap");
+                    break;
+                }
+            }
+            bill_wipe(guard, sizeof guard);
+        }
         bill_state state = 0;
         CHECK_ST(bill_session_state(s, &state), BILL_OK);
         CHECK(state == BILL_STATE_ACTIVE);
