@@ -404,31 +404,34 @@ fn semaphore_waits_until_the_deadline_and_serves_in_order() {
     assert!(s.acquire_permit(&ident(), 1, ttl, Instant::now() + Duration::from_millis(100)).unwrap().is_none());
     drop(p1);
     let in_turn = Duration::from_secs(60);
-    let served = served_in_order(&[("first", Turn::InTurn, in_turn), ("second", Turn::InTurn, in_turn)]);
+    let served = served_in_order(&server, &[("first", Turn::InTurn, in_turn), ("second", Turn::InTurn, in_turn)]);
     assert_eq!(served, ["first", "second"]);
 }
 
 #[test]
 fn urgent_waiters_go_first_earliest_deadline_first() {
-    let served = served_in_order(&[
-        ("caller", Turn::InTurn, Duration::from_secs(90)),
-        ("renewal due late", Turn::Urgent, Duration::from_secs(90)),
-        ("renewal due early", Turn::Urgent, Duration::from_secs(60)),
-    ]);
+    let server = RedisServer::start();
+    let served = served_in_order(
+        &server,
+        &[
+            ("caller", Turn::InTurn, Duration::from_secs(90)),
+            ("renewal due late", Turn::Urgent, Duration::from_secs(90)),
+            ("renewal due early", Turn::Urgent, Duration::from_secs(60)),
+        ],
+    );
     assert_eq!(served, ["renewal due early", "renewal due late", "caller"]);
 }
 
 /// Holds the one permit of a semaphore, queues `waiters` one after another
 /// (each with its turn and its deadline from now), then lets the permit go:
-/// the names in the order the waiters were served.
-fn served_in_order(waiters: &[(&'static str, Turn, Duration)]) -> Vec<&'static str> {
-    let server = RedisServer::start();
+/// the names in the order the waiters were served. The semaphore must be free.
+fn served_in_order(server: &RedisServer, waiters: &[(&'static str, Turn, Duration)]) -> Vec<&'static str> {
     let id = ident();
     let ttl = Duration::from_secs(60);
-    let p1 = store(&server).acquire_permit(&id, 1, ttl, Instant::now()).unwrap().expect("a free permit");
+    let p1 = store(server).acquire_permit(&id, 1, ttl, Instant::now()).unwrap().expect("a free permit");
     let (tx, rx) = mpsc::channel();
     let mut c = server.client();
-    let queue = format!("bill:{{sem-{}}}:waiters", org_tag(&server, &id));
+    let queue = format!("bill:{{sem-{}}}:waiters", org_tag(server, &id));
     let mut threads = Vec::new();
     for (n, &(name, turn, wait)) in waiters.iter().enumerate() {
         let (url, tx) = (server.url(), tx.clone());

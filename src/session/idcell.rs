@@ -78,25 +78,24 @@ impl IdCell {
             // Straight from the atomic words into the caller's buffer: no
             // copy of the id on our stack, and atomic loads are never merged
             // into a call to memcpy. A torn read is overwritten by the retry.
+            //
+            // Whole words through the one that holds the NUL when there is
+            // room: `set` leaves zeros after the id, so that word ends the
+            // text. Otherwise the whole words of the id, its tail, a NUL.
             let with_nul = len / 8 + 1;
-            if with_nul * 8 <= cap && with_nul <= WORDS {
-                // Whole words, through the one that holds the NUL: `set`
-                // leaves zeros after the id, so that word ends the text.
-                for (i, w) in self.words[..with_nul].iter().enumerate() {
-                    // SAFETY: i * 8 + 8 <= with_nul * 8 <= cap.
-                    unsafe { buf.add(i * 8).cast::<u64>().write_unaligned(w.load(Ordering::Relaxed).to_le()) };
-                }
-                written = with_nul * 8;
+            let whole = with_nul * 8 <= cap && with_nul <= WORDS;
+            let n = if whole { with_nul } else { len / 8 };
+            for (i, w) in self.words[..n].iter().enumerate() {
+                // SAFETY: i * 8 + 8 <= n * 8, which is at most cap (whole) or len < cap.
+                unsafe { buf.add(i * 8).cast::<u64>().write_unaligned(w.load(Ordering::Relaxed).to_le()) };
+            }
+            if whole {
+                written = n * 8;
             } else {
-                let full = len / 8;
-                for (i, w) in self.words[..full].iter().enumerate() {
-                    // SAFETY: i * 8 + 8 <= len < cap.
-                    unsafe { buf.add(i * 8).cast::<u64>().write_unaligned(w.load(Ordering::Relaxed).to_le()) };
-                }
-                let tail = len - full * 8;
+                let tail = len - n * 8;
                 if tail > 0 {
-                    // SAFETY: full * 8 + tail = len < cap.
-                    unsafe { write_tail(buf.add(full * 8), self.words[full].load(Ordering::Relaxed), tail) };
+                    // SAFETY: n * 8 + tail = len < cap.
+                    unsafe { write_tail(buf.add(n * 8), self.words[n].load(Ordering::Relaxed), tail) };
                 }
                 // SAFETY: len < cap.
                 unsafe { *buf.add(len) = 0 };

@@ -26,25 +26,10 @@ mod imp {
     );
 
     #[inline(always)]
-    pub fn set(key: usize, at: u64) {
-        // SAFETY: writes this thread's own 16-byte TLS slot, defined above.
-        unsafe {
-            asm!(
-                "mov {off}, qword ptr [rip + libbill_priv_thread_mark@GOTTPOFF]",
-                "mov qword ptr fs:[{off}], {key}",
-                "mov qword ptr fs:[{off} + 8], {at}",
-                off = out(reg) _,
-                key = in(reg) key,
-                at = in(reg) at,
-                options(nostack, preserves_flags),
-            );
-        }
-    }
-
-    #[inline(always)]
     pub fn replace(key: usize, at: u64) -> (usize, u64) {
         let (old_key, old_at): (usize, u64);
-        // SAFETY: as in `set`; `out` registers never share an input's.
+        // SAFETY: reads and writes this thread's own 16-byte TLS slot,
+        // defined above; `out` registers never share an input's.
         unsafe {
             asm!(
                 "mov {off}, qword ptr [rip + libbill_priv_thread_mark@GOTTPOFF]",
@@ -73,20 +58,16 @@ mod imp {
     }
 
     #[inline]
-    pub fn set(key: usize, at: u64) {
-        MARK.with(|c| c.set((key, at)));
-    }
-
-    #[inline]
     pub fn replace(key: usize, at: u64) -> (usize, u64) {
         MARK.with(|c| c.replace((key, at)))
     }
 }
 
-/// Records that this thread read `key`'s id (or touched it) at `at`.
+/// Records that this thread read `key`'s id (or touched it) at `at`. The
+/// old mark's two loads are on a line this writes anyway.
 #[inline]
 pub(super) fn set(key: usize, at: u64) {
-    imp::set(key, at)
+    imp::replace(key, at);
 }
 
 /// `set`, returning the mark it replaces.
